@@ -3,4 +3,8 @@ add_library(vmrt_warnings INTERFACE)
 target_compile_options(vmrt_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wcast-align -Wunused -Woverloaded-virtual
   -Wimplicit-fallthrough
+  # Designated initializers name what they set on purpose; the rest keeps its default.
+  -Wno-missing-field-initializers
+  # GCC 12 reports false positives for std::optional inside std::variant at -O2 (GCC PR 105562).
+  -Wno-maybe-uninitialized
   $<$<BOOL:${VMRT_WARNINGS_AS_ERRORS}>:-Werror>)

@@ -1,1 +1,284 @@
-// placeholder
+#include "hv/fake_driver.hpp"
+#include "vm_actor.hpp"
+
+#include <vmrt/io/with_timeout.hpp>
+#include <vmrt/vm_manager.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstdlib>
+
+#include <unistd.h>
+
+namespace vmrt {
+
+namespace asio = boost::asio;
+using std::chrono::steady_clock;
+
+error_code detail::exception_to_error(std::exception_ptr e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const boost::system::system_error& se) {
+        return se.code();
+    } catch (const std::system_error& se) {
+        return {se.code().value(), boost::system::generic_category()};
+    } catch (...) {
+        return make_error_code(errc::internal);
+    }
+}
+
+namespace {
+
+std::filesystem::path default_state_dir() {
+    if (const char* d = std::getenv("VMRT_STATE_DIR"); d && *d) return d;
+    if (const char* d = std::getenv("XDG_RUNTIME_DIR"); d && *d) return std::filesystem::path(d) / "vmrt";
+    if (::geteuid() == 0) return "/run/vmrt";
+    return std::filesystem::temp_directory_path() / ("vmrt-" + std::to_string(::geteuid()));
+}
+
+}  // namespace
+
+vm_manager::vm_manager(executor_type ex, manager_options opts)
+    : ex_(std::move(ex)), opts_(std::move(opts)),
+      shared_(std::make_shared<detail::manager_shared>(opts_.event_queue_capacity)) {
+    if (opts_.state_dir.empty()) opts_.state_dir = default_state_dir();
+    if (auto guest = hv::find_fake_guest_program()) drivers_[backend_kind::fake] = hv::make_fake_driver(*guest);
+}
+
+vm_manager::~vm_manager() {
+    std::lock_guard lock(mutex_);
+    for (auto& [name, actor] : actors_) actor->abandon();
+}
+
+void vm_manager::set_driver(backend_kind kind, std::shared_ptr<driver> d) {
+    std::lock_guard lock(mutex_);
+    drivers_[kind] = std::move(d);
+}
+
+std::shared_ptr<driver> vm_manager::find_driver(backend_kind kind, std::string* why_not) const {
+    std::lock_guard lock(mutex_);
+    if (kind == backend_kind::automatic) {
+        // The platform default (Cloud Hypervisor when installed, else QEMU) arrives with those
+        // backends; until then only an explicitly registered driver can serve "auto".
+        if (auto it = drivers_.find(backend_kind::automatic); it != drivers_.end()) return it->second;
+        for (auto k : {backend_kind::cloud_hypervisor, backend_kind::qemu})
+            if (auto it = drivers_.find(k); it != drivers_.end()) return it->second;
+        if (why_not) *why_not = "no hypervisor backend is available on this machine for backend \"auto\"";
+        return nullptr;
+    }
+    if (auto it = drivers_.find(kind); it != drivers_.end()) return it->second;
+    if (why_not) {
+        *why_not = "backend \"" + std::string(to_string(kind)) + "\" is not available";
+        if (kind == backend_kind::fake) *why_not += " (vmrt-fake-guest not found; set VMRT_FAKE_GUEST)";
+    }
+    return nullptr;
+}
+
+boost::system::result<capability_set> vm_manager::capabilities(backend_kind kind) const {
+    if (auto d = find_driver(kind)) return d->capabilities();
+    return make_error_code(errc::unsupported);
+}
+
+std::shared_ptr<detail::vm_actor> vm_manager::find(const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    auto it = actors_.find(name);
+    return it == actors_.end() ? nullptr : it->second;
+}
+
+std::optional<vm_state> vm_manager::state(const std::string& name) const {
+    if (auto a = find(name)) return a->snapshot().state;
+    return std::nullopt;
+}
+
+std::optional<vm_info> vm_manager::info(const std::string& name) const {
+    if (auto a = find(name)) return a->snapshot();
+    return std::nullopt;
+}
+
+std::vector<vm_info> vm_manager::list() const {
+    std::vector<std::shared_ptr<detail::vm_actor>> actors;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [name, a] : actors_) actors.push_back(a);
+    }
+    std::vector<vm_info> out;
+    for (auto& a : actors) out.push_back(a->snapshot());
+    return out;
+}
+
+error_code vm_manager::remove(const std::string& name) {
+    std::shared_ptr<detail::vm_actor> actor;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = actors_.find(name);
+        if (it == actors_.end()) return make_error_code(errc::not_found);
+        if (!is_terminal(it->second->snapshot().state)) return make_error_code(errc::invalid_state);
+        actor = it->second;
+        actors_.erase(it);
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(actor->snapshot().run_dir, ec);
+    return {};
+}
+
+io::subscription<vm_event> vm_manager::subscribe(executor_type ex) const { return shared_->channel.subscribe(std::move(ex)); }
+
+void vm_manager::start_impl(vm_spec spec, info_handler h) {
+    auto fail = [&](errc code, std::string message, std::string field = {}) {
+        vm_info failed;
+        failed.name = spec.name;
+        failed.diag.message = std::move(message);
+        failed.diag.field = std::move(field);
+        detail::run_op<vm_info>(
+            ex_, [](error_code ec, vm_info i) -> asio::awaitable<std::pair<error_code, vm_info>> {
+                co_return std::pair{ec, std::move(i)};
+            }(make_error_code(code), std::move(failed)),
+            std::move(h));
+    };
+    if (!spec.name.empty() && spec.serial_log.empty()) {
+        spec.serial_log = opts_.state_dir / spec.namespace_ / spec.name / "serial.log";
+    }
+    if (auto problems = validate_spec(spec); !problems.empty())
+        return fail(errc::invalid_spec, problems.front().message, problems.front().field);
+    std::string why_not;
+    auto drv = find_driver(spec.backend, &why_not);
+    if (!drv) return fail(errc::unsupported, why_not);
+    if (auto refused = drv->check_spec(spec)) return fail(errc::unsupported, refused->message, refused->field);
+
+    std::shared_ptr<detail::vm_actor> actor;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = actors_.find(spec.name);
+        if (it != actors_.end() && !is_terminal(it->second->snapshot().state)) {
+            // Reserve-before-launch: a second start of the same name fails here, never races.
+            return fail(errc::already_exists,
+                        "VM \"" + spec.name + "\" is already " + std::string(state_name(it->second->snapshot().state)),
+                        "name");
+        }
+        auto run_dir = opts_.state_dir / spec.namespace_ / spec.name;
+        actor = std::make_shared<detail::vm_actor>(ex_, std::move(spec), drv, run_dir, opts_, shared_);
+        actors_[actor->name()] = actor;
+    }
+    detail::run_op<vm_info>(
+        actor->strand(),
+        [](std::shared_ptr<detail::vm_actor> a) -> asio::awaitable<std::pair<error_code, vm_info>> {
+            try {
+                co_return std::pair{error_code{}, co_await a->start()};
+            } catch (const error& e) {
+                auto info = a->snapshot();
+                info.diag = e.diag();
+                if (info.diag.message.empty()) info.diag.message = e.what();
+                co_return std::pair{e.code(), std::move(info)};
+            }
+        }(actor),
+        std::move(h));
+}
+
+void vm_manager::stop_impl(std::string name, steady_clock::duration deadline, stop_handler h) {
+    auto actor = find(name);
+    if (!actor)
+        return detail::run_op<stop_outcome>(ex_, []() -> asio::awaitable<std::pair<error_code, stop_outcome>> {
+            co_return std::pair{make_error_code(errc::not_found), stop_outcome::already_stopped};
+        }(), std::move(h));
+    detail::run_op<stop_outcome>(
+        actor->strand(),
+        [](std::shared_ptr<detail::vm_actor> a, steady_clock::duration d) -> asio::awaitable<std::pair<error_code, stop_outcome>> {
+            co_return std::pair{error_code{}, co_await a->stop(d)};
+        }(actor, deadline),
+        std::move(h));
+}
+
+void vm_manager::kill_impl(std::string name, stop_handler h) {
+    auto actor = find(name);
+    if (!actor)
+        return detail::run_op<stop_outcome>(ex_, []() -> asio::awaitable<std::pair<error_code, stop_outcome>> {
+            co_return std::pair{make_error_code(errc::not_found), stop_outcome::already_stopped};
+        }(), std::move(h));
+    detail::run_op<stop_outcome>(
+        actor->strand(),
+        [](std::shared_ptr<detail::vm_actor> a) -> asio::awaitable<std::pair<error_code, stop_outcome>> {
+            co_return std::pair{error_code{}, co_await a->kill()};
+        }(actor),
+        std::move(h));
+}
+
+void vm_manager::pause_impl(std::string name, bool pause, state_handler h) {
+    auto actor = find(name);
+    if (!actor)
+        return detail::run_op<vm_state>(ex_, []() -> asio::awaitable<std::pair<error_code, vm_state>> {
+            co_return std::pair{make_error_code(errc::not_found), vm_state{}};
+        }(), std::move(h));
+    detail::run_op<vm_state>(
+        actor->strand(),
+        [](std::shared_ptr<detail::vm_actor> a, bool p) -> asio::awaitable<std::pair<error_code, vm_state>> {
+            co_return std::pair{error_code{}, co_await a->set_paused(p)};
+        }(actor, pause),
+        std::move(h));
+}
+
+void vm_manager::wait_ready_impl(std::vector<std::string> names, steady_clock::duration deadline, infos_handler h) {
+    // Subscribe before reading the states, so that no change can slip between the two.
+    auto body = [](vm_manager* self, std::vector<std::string> wanted, steady_clock::duration limit,
+                   io::subscription<vm_event> sub) -> asio::awaitable<std::pair<error_code, std::vector<vm_info>>> {
+        const auto until = steady_clock::now() + limit;
+        for (;;) {
+            std::vector<vm_info> infos;
+            bool all_ready = true;
+            for (auto& n : wanted) {
+                auto i = self->info(n);
+                if (!i) co_return std::pair{make_error_code(errc::not_found), std::vector<vm_info>{}};
+                if (std::holds_alternative<state::failed>(i->state))
+                    co_return std::pair{make_error_code(errc::vmm_crashed), std::vector<vm_info>{*i}};
+                if (std::holds_alternative<state::stopped>(i->state))
+                    co_return std::pair{make_error_code(errc::invalid_state), std::vector<vm_info>{*i}};
+                all_ready = all_ready && std::holds_alternative<state::ready>(i->state);
+                infos.push_back(std::move(*i));
+            }
+            if (all_ready) co_return std::pair{error_code{}, std::move(infos)};
+            auto now = steady_clock::now();
+            if (now >= until) co_return std::pair{make_error_code(errc::timeout), std::move(infos)};
+            auto [ec, ev] = co_await io::with_timeout(sub.async_next(asio::deferred), until - now);
+            if (ec == errc::timeout) co_return std::pair{ec, std::move(infos)};
+            if (ec) co_return std::pair{ec, std::move(infos)};
+        }
+    };
+    detail::run_op<std::vector<vm_info>>(ex_, body(this, std::move(names), deadline, subscribe(ex_)), std::move(h));
+}
+
+void vm_manager::shutdown_impl(steady_clock::duration deadline, count_handler h) {
+    std::vector<std::shared_ptr<detail::vm_actor>> actors;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [name, a] : actors_)
+            if (!is_terminal(a->snapshot().state)) actors.push_back(a);
+    }
+    auto body = [](std::vector<std::shared_ptr<detail::vm_actor>> all,
+                   steady_clock::duration d) -> asio::awaitable<std::pair<error_code, std::size_t>> {
+        // Every stop runs on its own actor's strand at once; a timer is the join point.
+        auto ex = co_await asio::this_coro::executor;
+        auto remaining = std::make_shared<std::size_t>(all.size());
+        auto first_error = std::make_shared<error_code>();
+        asio::steady_timer done(ex, steady_clock::time_point::max());
+        for (auto& a : all) {
+            asio::co_spawn(a->strand(), a->stop(d), [&done, remaining, first_error, ex](std::exception_ptr e, stop_outcome) {
+                asio::post(ex, [&done, remaining, first_error, e] {
+                    if (e && !*first_error) *first_error = detail::exception_to_error(e);
+                    if (--*remaining == 0) done.cancel();
+                });
+            });
+        }
+        while (*remaining > 0) {
+            auto [ec] = co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
+            (void)ec;
+        }
+        co_return std::pair{*first_error, all.size()};
+    };
+    // A strand: the completions of the stops below and the join timer must not race.
+    detail::run_op<std::size_t>(asio::make_strand(ex_), body(std::move(actors), deadline), std::move(h));
+}
+
+}  // namespace vmrt

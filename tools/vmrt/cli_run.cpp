@@ -1,1 +1,177 @@
-// placeholder
+#include "cli.hpp"
+
+#include <vmrt/vm_manager.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <charconv>
+#include <iostream>
+
+namespace vmrt::cli {
+namespace {
+
+namespace asio = boost::asio;
+
+struct run_options {
+    bool json = false;
+    bool stop_when_ready = false;
+    std::chrono::seconds stop_timeout{30};
+    std::filesystem::path state_dir;
+    std::string spec_file;
+};
+
+std::optional<run_options> parse_run_args(const std::vector<std::string>& args) {
+    run_options o;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto& a = args[i];
+        auto value = [&]() -> std::optional<std::string> {
+            if (i + 1 >= args.size()) return std::nullopt;
+            return args[++i];
+        };
+        if (a == "--json") o.json = true;
+        else if (a == "--stop-when-ready") o.stop_when_ready = true;
+        else if (a == "--stop-timeout") {
+            auto v = value();
+            unsigned seconds = 0;
+            if (!v || std::from_chars(v->data(), v->data() + v->size(), seconds).ec != std::errc{}) {
+                std::cerr << "vmrt run: --stop-timeout needs a number of seconds\n";
+                return std::nullopt;
+            }
+            o.stop_timeout = std::chrono::seconds(seconds);
+        } else if (a == "--state-dir") {
+            auto v = value();
+            if (!v) {
+                std::cerr << "vmrt run: --state-dir needs a directory\n";
+                return std::nullopt;
+            }
+            o.state_dir = *v;
+        } else if (!a.empty() && a[0] == '-') {
+            std::cerr << "vmrt run: unknown option " << a << "\n";
+            return std::nullopt;
+        } else if (o.spec_file.empty()) {
+            o.spec_file = a;
+        } else {
+            std::cerr << "vmrt run: one spec file expected\n";
+            return std::nullopt;
+        }
+    }
+    if (o.spec_file.empty()) {
+        std::cerr << "vmrt run: missing SPEC.json\n";
+        return std::nullopt;
+    }
+    return o;
+}
+
+void print_diagnostics(const diagnostics& d) {
+    if (!d.field.empty()) std::cerr << "  field: " << d.field << "\n";
+    if (!d.vmm_stderr_tail.empty()) std::cerr << "  VMM output:\n" << d.vmm_stderr_tail << "\n";
+    for (auto& l : d.serial_tail) std::cerr << "  console: " << l << "\n";
+}
+
+// Runs one VM to its end: prints events, turns the first Ctrl-C into a graceful stop and the
+// second into a kill. Returns the exit code.
+asio::awaitable<int> supervise(vm_manager& manager, vm_spec spec, const run_options& opts) {
+    auto ex = co_await asio::this_coro::executor;
+    auto events = manager.subscribe(ex);
+    const std::string name = spec.name;
+
+    auto [start_ec, info] = co_await manager.async_start(std::move(spec), asio::as_tuple(asio::use_awaitable));
+    // Print what happened so far (the start's events are queued in the subscription).
+    int exit_status = exit_ok;
+    if (start_ec) {
+        std::cerr << "vmrt: cannot start " << name << ": " << start_ec.message();
+        if (!info.diag.message.empty()) std::cerr << ": " << info.diag.message;
+        std::cerr << "\n";
+        print_diagnostics(info.diag);
+        exit_status = start_ec == errc::invalid_spec || start_ec == errc::unsupported ? exit_invalid_spec
+                                                                                       : exit_start_failed;
+    }
+
+    asio::signal_set signals(ex, SIGINT, SIGTERM);
+    int interrupts = 0;
+    bool stop_sent = false;
+    std::function<void()> arm_signals = [&] {
+        signals.async_wait([&](error_code ec, int) {
+            if (ec) return;
+            if (++interrupts == 1) {
+                std::cerr << "vmrt: stopping " << name << " (power button; again to kill)\n";
+                manager.async_stop(name, opts.stop_timeout, asio::detached);
+            } else {
+                std::cerr << "vmrt: killing " << name << "\n";
+                manager.async_kill(name, asio::detached);
+            }
+            arm_signals();
+        });
+    };
+    if (!start_ec) arm_signals();
+
+    for (;;) {
+        // After a failed start the queue still holds its events; drain them without waiting.
+        std::optional<vm_event> ev;
+        if (start_ec) {
+            ev = events.try_next();
+            if (!ev) break;
+        } else {
+            auto [ec, next] = co_await events.async_next(asio::as_tuple(asio::use_awaitable));
+            if (ec) break;
+            ev = std::move(next);
+        }
+        if (ev->vm != name) continue;
+        std::cout << (opts.json ? format_event_json(*ev) : format_event_line(*ev)) << std::endl;
+        if (ev->kind != event_kind::state_changed) continue;
+        if (opts.stop_when_ready && !stop_sent && std::holds_alternative<state::ready>(ev->state)) {
+            stop_sent = true;
+            manager.async_stop(name, opts.stop_timeout, asio::detached);
+        }
+        if (auto* f = std::get_if<state::failed>(&ev->state)) {
+            if (!start_ec) {
+                for (auto& l : f->serial_tail) std::cerr << "  console: " << l << "\n";
+                exit_status = exit_vm_failed;
+            }
+            break;
+        }
+        if (std::holds_alternative<state::stopped>(ev->state)) break;
+    }
+    signals.cancel();
+    co_return exit_status;
+}
+
+}  // namespace
+
+int run_command(const std::vector<std::string>& args) {
+    auto opts = parse_run_args(args);
+    if (!opts) return exit_usage;
+    vm_spec spec;
+    try {
+        spec = load_spec_file(opts->spec_file);
+    } catch (const error& e) {
+        std::cerr << "vmrt: invalid spec " << opts->spec_file << ":\n" << e.what() << "\n";
+        return exit_invalid_spec;
+    }
+
+    asio::io_context ctx;
+    manager_options mopts;
+    mopts.state_dir = opts->state_dir;
+    vm_manager manager(ctx.get_executor(), mopts);
+    int result = exit_vm_failed;
+    asio::co_spawn(ctx, supervise(manager, std::move(spec), *opts), [&](std::exception_ptr e, int code) {
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                std::cerr << "vmrt: " << ex.what() << "\n";
+            }
+            return;
+        }
+        result = code;
+    });
+    ctx.run();
+    return result;
+}
+
+}  // namespace vmrt::cli

@@ -1,1 +1,59 @@
-int main() { return 0; }
+#include "cli.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+namespace vmrt::cli {
+
+std::string usage() {
+    return R"(vmrt - boot, supervise and wire up lightweight Linux VMs
+
+usage:
+  vmrt run [--json] [--stop-when-ready] [--stop-timeout SECONDS] [--state-dir DIR] SPEC.json
+      Starts the VM in the foreground and prints its events, one per line (--json: one JSON
+      object per line). Ctrl-C (or SIGTERM) stops it gracefully: ACPI power button, then after
+      --stop-timeout (default 30) SIGTERM and SIGKILL. A second Ctrl-C kills it at once.
+      --stop-when-ready stops it gracefully as soon as it is Ready.
+  vmrt validate [--json] SPEC.json
+      Checks the spec (syntax, files, bounds) and that its backend can honour every field.
+  vmrt --help | --version
+
+exit codes:
+  0  done (run: the VM ran and stopped)
+  1  the VM failed (its VMM crashed or could not be stopped)
+  2  bad command line
+  3  invalid spec, or a field the backend cannot honour
+  4  the VMM could not be started
+)";
+}
+
+}  // namespace vmrt::cli
+
+int main(int argc, char** argv) {
+    using namespace vmrt::cli;
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty()) {
+        std::cerr << usage();
+        return exit_usage;
+    }
+    const std::string command = args.front();
+    args.erase(args.begin());
+    try {
+        if (command == "--help" || command == "-h" || command == "help") {
+            std::cout << usage();
+            return exit_ok;
+        }
+        if (command == "--version") {
+            std::cout << "vmrt " << VMRT_VERSION << "\n";
+            return exit_ok;
+        }
+        if (command == "run") return run_command(args);
+        if (command == "validate") return validate_command(args);
+        std::cerr << "vmrt: unknown command \"" << command << "\"\n\n" << usage();
+        return exit_usage;
+    } catch (const std::exception& e) {
+        std::cerr << "vmrt: " << e.what() << "\n";
+        return exit_vm_failed;
+    }
+}

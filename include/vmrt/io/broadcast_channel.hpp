@@ -153,7 +153,7 @@ private:
                 if (!s) return;
                 std::optional<handler_type> cancelled;
                 {
-                    std::lock_guard lock(s->mutex);
+                    std::lock_guard guard(s->mutex);
                     cancelled.swap(s->waiter);
                 }
                 if (cancelled) complete_on(s->ex, std::move(*cancelled), boost::asio::error::operation_aborted, T{});

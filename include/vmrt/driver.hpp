@@ -1,0 +1,84 @@
+// The interface every hypervisor backend implements (lib/hv: fake, qemu, cloud_hypervisor,
+// apple_vz). A driver turns a validated spec into a running `vm_instance`; the manager's per-VM
+// actor does everything else (state machine, readiness, stop escalation, events), so backends
+// stay small and behave alike.
+//
+// Threading: a driver may be shared by many VMs and is called from their strands concurrently;
+// its const members must be thread-safe. A vm_instance is used only on the executor given in its
+// launch_context (the VM's strand).
+#pragma once
+
+#include <vmrt/capabilities.hpp>
+#include <vmrt/error.hpp>
+#include <vmrt/io/process.hpp>
+#include <vmrt/vm_spec.hpp>
+#include <vmrt/vm_state.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace vmrt {
+
+/// What a driver is given to launch one VM.
+struct launch_context {
+    boost::asio::any_io_executor executor;     ///< the VM's strand; all instance callbacks run here
+    std::filesystem::path run_dir;             ///< private per-VM directory (sockets, VMM log)
+    std::function<void(std::string)> note;     ///< reports an informational event for this VM
+};
+
+/// One launched VM as its backend sees it. Destroying it releases everything the backend started
+/// (VMM process, sidecars, sockets), killing what still runs: nothing outlives its owner.
+class vm_instance {
+public:
+    virtual ~vm_instance() = default;
+
+    /// Completes when the VM has ended, with how the VMM process ended. Cancellable (any type):
+    /// then throws boost::system::system_error(operation_aborted) and the VM keeps running.
+    virtual boost::asio::awaitable<exit_status> wait_exit() = 0;
+
+    /// Presses the ACPI power button: asks the guest to shut down. Completes once the request is
+    /// delivered, not when the guest is off (wait_exit tells that).
+    virtual boost::asio::awaitable<void> request_powerdown() = 0;
+
+    /// Asks the VMM process to exit (SIGTERM): the guest is not consulted.
+    virtual void terminate() = 0;
+    /// Ends the VM at once (SIGKILL to the VMM and its helpers).
+    virtual void kill() = 0;
+
+    /// Freezes / thaws the guest's vCPUs. Default: throws vmrt::error(errc::unsupported).
+    virtual boost::asio::awaitable<void> pause();
+    virtual boost::asio::awaitable<void> resume();
+
+    /// The VMM process, for backends that run one (identity = pid + start time).
+    virtual std::optional<io::process_identity> vmm_identity() const { return std::nullopt; }
+    /// The end of the VMM's own stdout/stderr, for diagnostics.
+    virtual std::string vmm_log_tail() const { return {}; }
+};
+
+class driver {
+public:
+    virtual ~driver() = default;
+
+    /// "fake", "qemu", "cloud-hypervisor", "apple-vz".
+    virtual std::string_view name() const noexcept = 0;
+
+    /// Per operation: supported, or why not.
+    virtual const capability_set& capabilities() const noexcept = 0;
+
+    /// Refuses a spec that this backend cannot honour completely, naming the first field it
+    /// cannot honour. Nothing is started. A field is never silently ignored.
+    virtual std::optional<spec_error> check_spec(const vm_spec& spec) const = 0;
+
+    /// Starts the VM described by a spec that passed validate_spec and check_spec. Throws
+    /// vmrt::error (errc::vmm_start_failed with diagnostics) after releasing everything it started.
+    virtual boost::asio::awaitable<std::unique_ptr<vm_instance>> launch(const vm_spec& spec, launch_context ctx) = 0;
+};
+
+}  // namespace vmrt

@@ -1,0 +1,190 @@
+// vm_manager: starts, supervises and stops many VMs on one Asio executor.
+//
+// Each VM is an actor: a coroutine on its own strand that owns the backend instance (and thus the
+// VMM process and its sidecars), follows the serial console for readiness, and publishes every
+// state change, with its reason, on the manager's ordered event stream. Stopping one VM never
+// blocks another; no operation polls.
+//
+// Asynchronous operations take any completion token (use_awaitable, deferred, a callback,
+// use_future). On Boost 1.81 there is no default token: pass one. Every operation supports
+// cancellation of its wait (any type); cancelling a stop does not undo what was already sent to
+// the VM.
+//
+// Thread safety: all members may be called from any thread. Handlers run on their associated
+// executor (or the manager's executor).
+#pragma once
+
+#include <vmrt/capabilities.hpp>
+#include <vmrt/detail/async_op.hpp>
+#include <vmrt/driver.hpp>
+#include <vmrt/events.hpp>
+#include <vmrt/io/broadcast_channel.hpp>
+#include <vmrt/vm_spec.hpp>
+#include <vmrt/vm_state.hpp>
+
+#include <boost/asio/async_result.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vmrt {
+
+/// A snapshot of one VM.
+struct vm_info {
+    std::string name;
+    std::string namespace_;
+    std::string backend;
+    vm_state state;
+    std::optional<io::process_identity> vmm;   ///< the VMM process, when the backend runs one
+    std::filesystem::path serial_log;
+    std::filesystem::path run_dir;
+    /// After a failed operation (the completion's vm_info): what went wrong, with the spec field
+    /// or the VMM's output when known.
+    diagnostics diag;
+};
+
+struct manager_options {
+    /// Where per-VM run directories live (<state_dir>/<namespace>/<name>). Empty: $VMRT_STATE_DIR,
+    /// else $XDG_RUNTIME_DIR/vmrt, else /run/vmrt as root, else /tmp/vmrt-<uid>.
+    std::filesystem::path state_dir;
+    /// After SIGTERM, how long the VMM gets before SIGKILL.
+    std::chrono::steady_clock::duration term_grace = std::chrono::seconds(5);
+    /// After SIGKILL, how long to wait for the exit before reporting errc::stop_failed.
+    std::chrono::steady_clock::duration kill_grace = std::chrono::seconds(5);
+    /// Console lines kept for Failed{serial_tail}.
+    std::size_t serial_tail_lines = 20;
+    /// Per-subscriber event queue bound (older events are dropped for a subscriber that lags).
+    std::size_t event_queue_capacity = 65536;
+};
+
+namespace detail {
+class vm_actor;
+struct manager_shared;
+}  // namespace detail
+
+class vm_manager {
+public:
+    using executor_type = boost::asio::any_io_executor;
+
+    /// A manager with the backends available on this machine (the fake backend when its guest
+    /// program is found: $VMRT_FAKE_GUEST, next to this executable, or in PATH).
+    explicit vm_manager(executor_type ex, manager_options opts = {});
+    vm_manager(const vm_manager&) = delete;
+    vm_manager& operator=(const vm_manager&) = delete;
+    /// Kills every VM that is still running (SIGKILL, no grace): call async_shutdown first for
+    /// a graceful end.
+    ~vm_manager();
+
+    executor_type get_executor() const noexcept { return ex_; }
+    const manager_options& options() const noexcept { return opts_; }
+
+    /// Registers (or replaces) the driver used for `kind`.
+    void set_driver(backend_kind kind, std::shared_ptr<driver> d);
+    /// The driver a spec with this backend would use, or nullptr with the reason.
+    std::shared_ptr<driver> find_driver(backend_kind kind, std::string* why_not = nullptr) const;
+    /// What the backend can do, per operation; errc::unsupported if there is no such backend.
+    boost::system::result<capability_set> capabilities(backend_kind kind) const;
+
+    /// Validates the spec, checks it against the backend, launches the VM. Completes once the VM
+    /// is Running (the VMM is up; readiness follows as an event), or with the error: invalid_spec,
+    /// unsupported, already_exists, vmm_start_failed. Signature: void(error_code, vm_info).
+    template <typename CompletionToken>
+    auto async_start(vm_spec spec, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, vm_info)>(
+            [this](auto h, vm_spec s) { start_impl(std::move(s), std::move(h)); }, token, std::move(spec));
+    }
+
+    /// Graceful stop: power button → wait up to `deadline` → SIGTERM → term_grace → SIGKILL.
+    /// A paused VM is resumed first (a frozen guest cannot see the button). Completes with how the
+    /// VM ended. Signature: void(error_code, stop_outcome).
+    template <typename CompletionToken>
+    auto async_stop(std::string name, std::chrono::steady_clock::duration deadline, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, stop_outcome)>(
+            [this](auto h, std::string n, auto d) { stop_impl(std::move(n), d, std::move(h)); }, token,
+            std::move(name), deadline);
+    }
+
+    /// Immediate stop (SIGKILL). Signature: void(error_code, stop_outcome).
+    template <typename CompletionToken>
+    auto async_kill(std::string name, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, stop_outcome)>(
+            [this](auto h, std::string n) { kill_impl(std::move(n), std::move(h)); }, token, std::move(name));
+    }
+
+    /// Freezes / thaws a running VM. Signature: void(error_code, vm_state) (the state entered).
+    template <typename CompletionToken>
+    auto async_pause(std::string name, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, vm_state)>(
+            [this](auto h, std::string n) { pause_impl(std::move(n), true, std::move(h)); }, token, std::move(name));
+    }
+    template <typename CompletionToken>
+    auto async_resume(std::string name, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, vm_state)>(
+            [this](auto h, std::string n) { pause_impl(std::move(n), false, std::move(h)); }, token,
+            std::move(name));
+    }
+
+    /// Waits until every named VM is Ready. Fails fast with errc::vmm_crashed when one fails,
+    /// errc::invalid_state when one stops, errc::not_found for an unknown name, errc::timeout at
+    /// the deadline. Signature: void(error_code, std::vector<vm_info>).
+    template <typename CompletionToken>
+    auto async_wait_ready(std::vector<std::string> names, std::chrono::steady_clock::duration deadline,
+                          CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, std::vector<vm_info>)>(
+            [this](auto h, std::vector<std::string> n, auto d) { wait_ready_impl(std::move(n), d, std::move(h)); },
+            token, std::move(names), deadline);
+    }
+
+    /// Gracefully stops every VM at once (each with `deadline`). Signature: void(error_code, std::size_t)
+    /// (the number of VMs that were stopped).
+    template <typename CompletionToken>
+    auto async_shutdown(std::chrono::steady_clock::duration deadline, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, std::size_t)>(
+            [this](auto h, auto d) { shutdown_impl(d, std::move(h)); }, token, deadline);
+    }
+
+    /// Current state, or nothing for an unknown VM.
+    std::optional<vm_state> state(const std::string& name) const;
+    std::optional<vm_info> info(const std::string& name) const;
+    /// Every VM the manager knows, sorted by name, with fresh states.
+    std::vector<vm_info> list() const;
+    /// Forgets a Stopped or Failed VM and deletes its run directory. errc::not_found,
+    /// errc::invalid_state while it is active.
+    error_code remove(const std::string& name);
+
+    /// Every event published from now on, in order. Handlers of the subscription run on `ex`.
+    io::subscription<vm_event> subscribe(executor_type ex) const;
+    io::subscription<vm_event> subscribe() const { return subscribe(ex_); }
+
+private:
+    using info_handler = boost::asio::any_completion_handler<void(error_code, vm_info)>;
+    using stop_handler = boost::asio::any_completion_handler<void(error_code, stop_outcome)>;
+    using state_handler = boost::asio::any_completion_handler<void(error_code, vm_state)>;
+    using infos_handler = boost::asio::any_completion_handler<void(error_code, std::vector<vm_info>)>;
+    using count_handler = boost::asio::any_completion_handler<void(error_code, std::size_t)>;
+
+    void start_impl(vm_spec spec, info_handler h);
+    void stop_impl(std::string name, std::chrono::steady_clock::duration deadline, stop_handler h);
+    void kill_impl(std::string name, stop_handler h);
+    void pause_impl(std::string name, bool pause, state_handler h);
+    void wait_ready_impl(std::vector<std::string> names, std::chrono::steady_clock::duration deadline,
+                         infos_handler h);
+    void shutdown_impl(std::chrono::steady_clock::duration deadline, count_handler h);
+
+    std::shared_ptr<detail::vm_actor> find(const std::string& name) const;
+
+    executor_type ex_;
+    manager_options opts_;
+    std::shared_ptr<detail::manager_shared> shared_;
+    mutable std::mutex mutex_;  // guards drivers_ and actors_; never held across a wait
+    std::map<backend_kind, std::shared_ptr<driver>> drivers_;
+    std::map<std::string, std::shared_ptr<detail::vm_actor>> actors_;
+};
+
+}  // namespace vmrt

@@ -1,0 +1,16 @@
+#include <vmrt/driver.hpp>
+
+namespace vmrt {
+
+// Backends without a pause mechanism inherit these refusals, which name the operation.
+boost::asio::awaitable<void> vm_instance::pause() {
+    throw error(make_error_code(errc::unsupported), {.message = "this backend cannot pause a VM"});
+    co_return;
+}
+
+boost::asio::awaitable<void> vm_instance::resume() {
+    throw error(make_error_code(errc::unsupported), {.message = "this backend cannot resume a VM"});
+    co_return;
+}
+
+}  // namespace vmrt

@@ -1,0 +1,100 @@
+// One VM's actor: owns the backend instance and the serial tail, runs the lifecycle state machine
+// and publishes its state changes. Every member except snapshot() runs on the actor's strand.
+#pragma once
+
+#include <vmrt/driver.hpp>
+#include <vmrt/events.hpp>
+#include <vmrt/io/broadcast_channel.hpp>
+#include <vmrt/io/file_tail.hpp>
+#include <vmrt/io/readiness.hpp>
+#include <vmrt/vm_manager.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+
+namespace vmrt::detail {
+
+/// What all actors of a manager share: the event stream and its sequence numbers.
+struct manager_shared {
+    explicit manager_shared(std::size_t capacity) : channel(capacity) {}
+
+    /// Assigns the next sequence number and publishes; the lock keeps sequence order equal to
+    /// delivery order across strands.
+    void publish(std::string vm, event_kind kind, vm_state state, std::string reason);
+
+    std::mutex mutex;
+    std::uint64_t sequence = 0;
+    io::broadcast_channel<vm_event> channel;
+};
+
+class vm_actor : public std::enable_shared_from_this<vm_actor> {
+public:
+    using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
+    using duration = std::chrono::steady_clock::duration;
+
+    vm_actor(boost::asio::any_io_executor ex, vm_spec spec, std::shared_ptr<driver> drv,
+             std::filesystem::path run_dir, const manager_options& opts, std::shared_ptr<manager_shared> shared);
+    ~vm_actor();
+
+    const strand_type& strand() const noexcept { return strand_; }
+    const std::string& name() const noexcept { return spec_.name; }
+
+    /// Launches the VM; completes when it is Running, or throws vmrt::error (state becomes Failed).
+    boost::asio::awaitable<vm_info> start();
+    /// Graceful stop with escalation; see vm_manager::async_stop.
+    boost::asio::awaitable<stop_outcome> stop(duration deadline);
+    /// Immediate stop.
+    boost::asio::awaitable<stop_outcome> kill();
+    /// Pause (true) or resume (false); returns the state entered.
+    boost::asio::awaitable<vm_state> set_paused(bool pause);
+
+    /// Thread-safe copy of the current information.
+    vm_info snapshot() const;
+
+    /// From the manager's destructor: kill whatever runs, without waiting (posted to the strand).
+    void abandon();
+
+private:
+    boost::asio::awaitable<void> supervise(std::shared_ptr<vm_instance> inst);
+    boost::asio::awaitable<void> follow_serial();
+    boost::asio::awaitable<bool> wait_for_exit(duration limit);
+    boost::asio::awaitable<bool> wait_while_starting(duration limit);
+
+    void on_serial_event(const io::serial_event& ev);
+    void finish(const exit_status& status);
+    void set_state(vm_state s, std::string reason);
+    void note(std::string text);
+    stop_outcome final_outcome() const;
+    std::vector<std::string> serial_tail() const;
+    void write_state_file() const;
+
+    strand_type strand_;
+    vm_spec spec_;
+    std::shared_ptr<driver> driver_;
+    std::filesystem::path run_dir_;
+    manager_options opts_;
+    std::shared_ptr<manager_shared> shared_;
+
+    // Strand-only state.
+    vm_state state_ = state::starting{};
+    std::shared_ptr<vm_instance> instance_;
+    std::optional<io::file_tail> tail_;
+    io::readiness_parser parser_;
+    std::optional<std::string> ready_ip_;       // readiness of the current boot
+    bool ready_seen_while_starting_ = false;
+    bool exited_ = false;
+    bool stop_requested_ = false;
+    bool kill_requested_ = false;
+    bool signalled_ = false;                    // we sent SIGTERM/SIGKILL: the stop was forced
+    boost::asio::steady_timer state_changed_;   // condition variable: cancelled on every change
+
+    mutable std::mutex snapshot_mutex_;
+    vm_info snapshot_;
+};
+
+}  // namespace vmrt::detail

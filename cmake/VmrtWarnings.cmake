@@ -7,4 +7,6 @@ target_compile_options(vmrt_warnings INTERFACE
   -Wno-missing-field-initializers
   # GCC 12 reports false positives for std::optional inside std::variant at -O2 (GCC PR 105562).
   -Wno-maybe-uninitialized
+  # GCC 12 misreads the custom operator new/delete of Asio coroutine frames (GCC PR 109224).
+  -Wno-mismatched-new-delete
   $<$<BOOL:${VMRT_WARNINGS_AS_ERRORS}>:-Werror>)

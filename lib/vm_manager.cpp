@@ -139,8 +139,13 @@ void vm_manager::start_impl(vm_spec spec, info_handler h) {
             }(make_error_code(code), std::move(failed)),
             std::move(h));
     };
-    if (!spec.name.empty() && spec.serial_log.empty()) {
-        spec.serial_log = opts_.state_dir / spec.namespace_ / spec.name / "serial.log";
+    if (spec.serial_log.empty() && is_valid_vm_name(spec.name) && is_valid_vm_name(spec.namespace_)) {
+        // The default console log lives in the VM's run directory, which must exist to be validated.
+        auto run_dir = opts_.state_dir / spec.namespace_ / spec.name;
+        std::error_code ec;
+        std::filesystem::create_directories(run_dir, ec);
+        if (ec) return fail(errc::vmm_start_failed, "cannot create " + run_dir.string() + ": " + ec.message(), "serial_log");
+        spec.serial_log = run_dir / "serial.log";
     }
     if (auto problems = validate_spec(spec); !problems.empty())
         return fail(errc::invalid_spec, problems.front().message, problems.front().field);

@@ -114,6 +114,10 @@ struct spec_error {
     std::string message;
 };
 
+/// Lets `result<vm_spec, spec_error>::value()` throw: a spec_error becomes
+/// vmrt::error(errc::invalid_spec) whose diagnostics carry the field and the message.
+[[noreturn]] void throw_exception_from_error(const spec_error& e, const boost::source_location& loc);
+
 /// Parses a JSON document into a spec. Unknown keys, wrong types and bad values are errors
 /// that name the key. Relative paths are resolved against `base_dir`. Does not validate
 /// cross-field rules or the file system: call `validate_spec` for that.
@@ -125,7 +129,8 @@ boost::system::result<vm_spec, spec_error> parse_spec_json(std::string_view json
 std::vector<spec_error> validate_spec(const vm_spec& spec);
 
 /// Reads, parses and validates a spec file. Throws vmrt::error(errc::invalid_spec) with
-/// diagnostics naming the first bad field.
+/// diagnostics naming the first bad field (the message lists every problem, one per line).
+/// A file that cannot be read throws vmrt::error with the system error (ENOENT, EACCES, ...).
 vm_spec load_spec_file(const std::filesystem::path& file);
 
 /// Serialises a spec back to JSON (the inverse of parse_spec_json, modulo path resolution).
@@ -138,7 +143,11 @@ bool is_valid_share_tag(std::string_view tag) noexcept;
 /// different for every NIC of the same VM (vm-rs gave all NICs of a VM the same address).
 mac_address default_mac(std::string_view vm_name, std::size_t index);
 
+/// The spellings used in spec JSON ("cloud-hypervisor", "writeback", "virtio-blk", "fd-dgram", ...).
 std::string_view to_string(backend_kind) noexcept;
 std::string_view to_string(disk_cache) noexcept;
+std::string_view to_string(boot_mode) noexcept;
+std::string_view to_string(disk_interface) noexcept;
+std::string_view to_string(nic_kind) noexcept;
 
 }  // namespace vmrt

@@ -16,9 +16,15 @@ std::optional<std::string> common_problem(std::string_view value) {
 // Decodes the UTF-8 sequence at value[at], advancing `at`; nullopt if it is malformed
 // (truncated, overlong, a surrogate or beyond U+10FFFF).
 std::optional<char32_t> decode_utf8(std::string_view value, std::size_t& at) {
-    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(value[i]); };
+    const auto byte = [&](std::size_t i) {
+        return static_cast<unsigned char>(value[i]);
+    };
     const unsigned char lead = byte(at);
-    std::size_t length = lead < 0x80 ? 1 : (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3 : (lead & 0xf8) == 0xf0 ? 4 : 0;
+    std::size_t length = lead < 0x80             ? 1
+                         : (lead & 0xe0) == 0xc0 ? 2
+                         : (lead & 0xf0) == 0xe0 ? 3
+                         : (lead & 0xf8) == 0xf0 ? 4
+                                                 : 0;
     if (length == 0 || at + length > value.size()) return std::nullopt;
     char32_t cp = length == 1 ? lead : lead & (0x7f >> length);
     for (std::size_t i = 1; i < length; ++i) {
@@ -104,7 +110,8 @@ std::string qemu_option_value(std::string_view value) {
 std::optional<std::string> ch_option_value_problem(std::string_view value) {
     if (auto problem = common_problem(value)) return problem;
     // The parser toggles "in quotes" at every '"' and drops it, with no escape for a literal one.
-    if (value.find('"') != std::string_view::npos) return "contains a '\"', which Cloud Hypervisor cannot represent";
+    if (value.find('"') != std::string_view::npos)
+        return "contains a '\"', which Cloud Hypervisor cannot represent";
     if (auto problem = ch_bracket_problem(value)) return problem;
     return ch_text_problem(value);
 }

@@ -80,18 +80,8 @@ asio::awaitable<int> supervise(vm_manager& manager, vm_spec spec, const run_opti
     auto events = manager.subscribe(ex);
     const std::string name = spec.name;
 
-    auto [start_ec, info] = co_await manager.async_start(std::move(spec), asio::as_tuple(asio::use_awaitable));
-    // Print what happened so far (the start's events are queued in the subscription).
-    int exit_status = exit_ok;
-    if (start_ec) {
-        std::cerr << "vmrt: cannot start " << name << ": " << start_ec.message();
-        if (!info.diag.message.empty()) std::cerr << ": " << info.diag.message;
-        std::cerr << "\n";
-        print_diagnostics(info.diag);
-        exit_status = start_ec == errc::invalid_spec || start_ec == errc::unsupported ? exit_invalid_spec
-                                                                                       : exit_start_failed;
-    }
-
+    // Armed before the start, so that a Ctrl-C during the launch stops the VM instead of killing
+    // vmrt (the VMM would then die by its parent-death signal, without a graceful stop).
     asio::signal_set signals(ex, SIGINT, SIGTERM);
     int interrupts = 0;
     bool stop_sent = false;
@@ -108,7 +98,18 @@ asio::awaitable<int> supervise(vm_manager& manager, vm_spec spec, const run_opti
             arm_signals();
         });
     };
-    if (!start_ec) arm_signals();
+    arm_signals();
+
+    auto [start_ec, info] = co_await manager.async_start(std::move(spec), asio::as_tuple(asio::use_awaitable));
+    int exit_status = exit_ok;
+    if (start_ec) {
+        std::cerr << "vmrt: cannot start " << name << ": " << start_ec.message();
+        if (!info.diag.message.empty()) std::cerr << ": " << info.diag.message;
+        std::cerr << "\n";
+        print_diagnostics(info.diag);
+        exit_status = start_ec == errc::invalid_spec || start_ec == errc::unsupported ? exit_invalid_spec
+                                                                                       : exit_start_failed;
+    }
 
     for (;;) {
         // After a failed start the queue still holds its events; drain them without waiting.

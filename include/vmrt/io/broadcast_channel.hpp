@@ -27,6 +27,21 @@
 
 namespace vmrt::io {
 
+namespace detail {
+// Moves the value out of `from`, leaving it empty. Boost 1.81's any_completion_handler recurses
+// forever on move *assignment* (which std::optional::swap of two engaged values would use), so
+// handlers are only ever move-constructed.
+template <typename H>
+std::optional<H> take(std::optional<H>& from) {
+    std::optional<H> out;
+    if (from) {
+        out.emplace(std::move(*from));
+        from.reset();
+    }
+    return out;
+}
+}  // namespace detail
+
 template <typename T>
 class broadcast_channel;
 
@@ -73,7 +88,7 @@ public:
             std::lock_guard lock(state_->mutex);
             state_->closed = true;
             state_->queue.clear();
-            waiter.swap(state_->waiter);
+            waiter = detail::take(state_->waiter);
         }
         if (waiter) complete(std::move(*waiter), boost::asio::error::eof, T{});
     }
@@ -98,7 +113,7 @@ private:
                 std::lock_guard lock(mutex);
                 if (closed) return;
                 if (waiter && queue.empty()) {
-                    ready.swap(waiter);
+                    ready = detail::take(waiter);
                 } else {
                     if (queue.size() >= capacity) {
                         queue.pop_front();
@@ -115,7 +130,7 @@ private:
             {
                 std::lock_guard lock(mutex);
                 closed = true;
-                if (queue.empty()) ready.swap(waiter);
+                if (queue.empty()) ready = detail::take(waiter);
             }
             if (ready) complete_on(ex, std::move(*ready), boost::asio::error::eof, T{});
         }
@@ -154,7 +169,7 @@ private:
                 std::optional<handler_type> cancelled;
                 {
                     std::lock_guard guard(s->mutex);
-                    cancelled.swap(s->waiter);
+                    cancelled = detail::take(s->waiter);
                 }
                 if (cancelled) complete_on(s->ex, std::move(*cancelled), boost::asio::error::operation_aborted, T{});
             });

@@ -10,6 +10,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 
+#include <cstddef>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -25,6 +26,9 @@ class file_tail {
 public:
     using executor_type = boost::asio::any_io_executor;
 
+    /// Upper bound of tail_chunk::data: a large backlog is delivered in several reads.
+    static constexpr std::size_t max_chunk_bytes = 64 * 1024;
+
     /// Throws boost::system::system_error if the directory of `file` cannot be watched.
     file_tail(executor_type ex, std::filesystem::path file);
     file_tail(file_tail&&) noexcept;
@@ -36,7 +40,9 @@ public:
 
     /// Completes as soon as there are new bytes (or a reset) — immediately if some are already
     /// there. One read may be outstanding at a time. Cancellation (any type) completes the
-    /// read with boost::asio::error::operation_aborted and loses no data.
+    /// read with boost::asio::error::operation_aborted and loses no data. A second concurrent read
+    /// completes with boost::asio::error::already_started, a read after close() with
+    /// boost::asio::error::bad_descriptor. Never completes inline.
     /// Signature: void(error_code, tail_chunk).
     template <typename CompletionToken>
     auto async_read(CompletionToken&& token) {

@@ -5,6 +5,10 @@
 //
 // Ownership: destroying a `process` that is still running kills its whole process group with
 // SIGKILL and reaps it, so no child outlives its owner.
+//
+// Thread safety: a `process` is not thread-safe. Use it, start its waits and emit the
+// cancellations bound to them from one executor (a strand if its io_context runs on several
+// threads). Waits complete through the process's executor (never inside the initiating call).
 #pragma once
 
 #include <vmrt/error.hpp>
@@ -29,14 +33,16 @@
 namespace vmrt::io {
 
 struct process_options {
-    std::filesystem::path program;                       ///< absolute path or a name looked up in PATH
+    std::filesystem::path program;                       ///< a path, or a bare name looked up in our PATH
     std::vector<std::string> args;                       ///< argv[1..]; argv[0] is `program`
     std::optional<std::filesystem::path> log_file;       ///< stdout+stderr (truncated); unset: /dev/null
     std::vector<std::pair<std::string, std::string>> env_overrides;  ///< added to the inherited environment
     std::vector<int> inherited_fds;                      ///< kept open in the child at the same number
     std::optional<std::filesystem::path> working_dir;
     bool new_process_group = true;                       ///< child becomes leader of its own group
-    int parent_death_signal = SIGKILL;                   ///< sent to the child if vmrt dies; 0: none
+    /// Sent to the child if vmrt dies; 0: none. Linux sends it when the *thread* that called
+    /// spawn() exits, so spawn from a long-lived thread (the one running the io_context).
+    int parent_death_signal = SIGKILL;
 };
 
 /// (pid, start time in clock ticks since boot: field 22 of /proc/PID/stat). Two processes with
@@ -84,7 +90,11 @@ public:
     /// Sends `sig` to the process (through its pidfd). Sending to an exited process is a no-op
     /// that returns success: there is nothing left to signal.
     error_code signal(int sig) noexcept;
-    /// Sends `sig` to the process group (the VMM and anything it forked).
+    /// Sends `sig` to the process group (the VMM and anything it forked). Only done while the
+    /// leader has not been reaped: until then its pid, which is the group id, cannot be reused,
+    /// so the signal cannot reach a stranger's group. After the exit this is a no-op returning
+    /// success (members the leader left behind are out of reach). errc::invalid_state if the
+    /// child was spawned without a process group of its own (its group is the caller's).
     error_code signal_group(int sig) noexcept;
 
     /// Waits for the exit. Any number of waits may be outstanding at once; all complete with the

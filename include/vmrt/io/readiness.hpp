@@ -58,8 +58,13 @@ public:
     /// The last complete lines (oldest first), for Failed{serial_tail}.
     std::vector<std::string> last_lines() const;
 
+    /// Bytes held for the current, unfinished line (never more than max_line_bytes).
+    std::size_t buffered_bytes() const noexcept { return partial_.size(); }
+
 private:
     void complete_line(std::string_view line, std::vector<serial_event>& out);
+    void hold(std::string_view piece);
+    void remember(std::string_view line);
 
     std::size_t kept_lines_;
     std::size_t max_line_bytes_;

@@ -22,6 +22,7 @@ public:
         case errc::protocol_error: return "malformed reply from peer";
         case errc::stop_failed: return "the VMM could not be stopped";
         case errc::internal: return "internal error";
+        case errc::command_failed: return "the VMM refused the command";
         }
         return "unknown vmrt error " + std::to_string(ev);
     }

@@ -184,6 +184,10 @@ asio::awaitable<void> vm_actor::follow_serial() {
             parser_.reset();
             note("serial log was truncated or replaced; readiness parsing restarted");
         }
+        if (!console_seen_ && !chunk.data.empty()) {
+            console_seen_ = true;
+            note("first console output");
+        }
         for (auto& ev : parser_.feed(chunk.data)) on_serial_event(ev);
     }
 }

@@ -87,6 +87,7 @@ private:
     io::readiness_parser parser_;
     std::optional<std::string> ready_ip_;       // readiness of the current boot
     bool ready_seen_while_starting_ = false;
+    bool console_seen_ = false;                 // the "first console output" note was published
     bool exited_ = false;
     bool stop_requested_ = false;
     bool kill_requested_ = false;

@@ -1,4 +1,5 @@
 #include "hv/fake_driver.hpp"
+#include "hv/qemu_driver.hpp"
 #include "vm_actor.hpp"
 
 #include <vmrt/io/with_timeout.hpp>
@@ -47,6 +48,7 @@ vm_manager::vm_manager(executor_type ex, manager_options opts)
       shared_(std::make_shared<detail::manager_shared>(opts_.event_queue_capacity)) {
     if (opts_.state_dir.empty()) opts_.state_dir = default_state_dir();
     if (auto guest = hv::find_fake_guest_program()) drivers_[backend_kind::fake] = hv::make_fake_driver(*guest);
+    if (hv::find_qemu()) drivers_[backend_kind::qemu] = hv::make_qemu_driver();
 }
 
 vm_manager::~vm_manager() {
@@ -62,12 +64,12 @@ void vm_manager::set_driver(backend_kind kind, std::shared_ptr<driver> d) {
 std::shared_ptr<driver> vm_manager::find_driver(backend_kind kind, std::string* why_not) const {
     std::lock_guard lock(mutex_);
     if (kind == backend_kind::automatic) {
-        // The platform default (Cloud Hypervisor when installed, else QEMU) arrives with those
-        // backends; until then only an explicitly registered driver can serve "auto".
+        // The platform default: Cloud Hypervisor when installed, else QEMU.
         if (auto it = drivers_.find(backend_kind::automatic); it != drivers_.end()) return it->second;
         for (auto k : {backend_kind::cloud_hypervisor, backend_kind::qemu})
             if (auto it = drivers_.find(k); it != drivers_.end()) return it->second;
-        if (why_not) *why_not = "no hypervisor backend is available on this machine for backend \"auto\"";
+        if (why_not)
+            *why_not = "no hypervisor backend is available for backend \"auto\" (install qemu-system-x86 or cloud-hypervisor)";
         return nullptr;
     }
     if (auto it = drivers_.find(kind); it != drivers_.end()) return it->second;

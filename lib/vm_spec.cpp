@@ -164,6 +164,8 @@ std::string_view to_string(nic_kind kind) noexcept {
         return "tap";
     case nic_kind::fd_dgram:
         return "fd-dgram";
+    case nic_kind::user:
+        return "user";
     case nic_kind::fd_stream:
         return "fd-stream";
     }

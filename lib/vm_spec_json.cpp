@@ -15,7 +15,8 @@
 //   balloon             {initial_mib: integer, deflate_on_oom: bool, free_page_reporting: bool}
 //   root_disk           disk
 //   data_disks          [disk, ...]
-//   networks            [{kind: "tap", tap: string, mac: "xx:xx:xx:xx:xx:xx"}, ...]
+//   networks            [{kind: "tap", tap: string, mac: "xx:xx:xx:xx:xx:xx"},
+//                        {kind: "user", isolated: bool, mac: ...}, ...]
 //   shared_dirs         [{host_path: path, tag: string, read_only: bool}, ...]
 //   vsock               {cid: integer, socket: path}
 //   netns               string
@@ -197,7 +198,7 @@ constexpr std::array all_boot_modes{boot_mode::direct, boot_mode::uefi};
 constexpr std::array all_caches{disk_cache::automatic, disk_cache::none, disk_cache::writeback,
                                 disk_cache::writethrough, disk_cache::unsafe};
 constexpr std::array all_interfaces{disk_interface::virtio_blk, disk_interface::nvme};
-constexpr std::array all_nic_kinds{nic_kind::tap, nic_kind::fd_dgram, nic_kind::fd_stream};
+constexpr std::array all_nic_kinds{nic_kind::tap, nic_kind::fd_dgram, nic_kind::fd_stream, nic_kind::user};
 
 mac_address read_mac(const field& f) {
     constexpr std::string_view expected = "a MAC address \"xx:xx:xx:xx:xx:xx\" (six pairs of hex digits)";
@@ -333,9 +334,17 @@ disk_spec read_disk(const field& f, const fs::path& base_dir) {
 }
 
 nic_spec read_nic(const field& f) {
-    const object_reader obj(f, {"kind", "tap", "mac", "fd"});
+    const object_reader obj(f, {"kind", "tap", "mac", "fd", "isolated"});
     nic_spec nic;
     if (auto v = obj.get("kind")) nic.kind = read_enum(*v, all_nic_kinds);
+    if (nic.kind == nic_kind::user) {
+        if (auto v = obj.get("tap")) fail(v->path, "only tap NICs have a TAP device name");
+        if (auto v = obj.get("fd")) fail(v->path, "file descriptors can only be given from C++ (nic_spec::fd)");
+        if (auto v = obj.get("isolated")) nic.isolated = read_bool(*v);
+        if (auto v = obj.get("mac")) nic.mac = read_mac(*v);
+        return nic;
+    }
+    if (auto v = obj.get("isolated")) fail(v->path, "only user NICs can be isolated");
     if (nic.kind != nic_kind::tap)
         fail(child_path(f.path, "kind"), "\"" + std::string(to_string(nic.kind)) +
                                              "\" NICs use an inherited file descriptor, which can only be "
@@ -557,6 +566,8 @@ json::object nic_to_json(const nic_spec& nic) {
     // fd NICs are written so that a dump shows them, even though parsing rejects them.
     if (nic.kind == nic_kind::tap)
         out["tap"] = json::string_view(nic.tap_name);
+    else if (nic.kind == nic_kind::user)
+        out["isolated"] = nic.isolated;
     else
         out["fd"] = nic.fd;
     if (nic.mac) out["mac"] = json::string_view(nic.mac->to_string());

@@ -198,6 +198,12 @@ bool is_valid_ifname(std::string_view name) {
 }
 
 void check_nic_attachment(problem_list& out, const std::string& at, const nic_spec& nic) {
+    if (nic.kind == nic_kind::user) {
+        if (nic.fd >= 0) out.add(at + ".fd", "a user NIC takes no file descriptor");
+        if (!nic.tap_name.empty()) out.add(at + ".tap", "only tap NICs have a TAP device name");
+        return;
+    }
+    if (nic.isolated) out.add(at + ".isolated", "only user NICs can be isolated");
     if (nic.kind == nic_kind::tap) {
         if (!is_valid_ifname(nic.tap_name))
             out.add(at + ".tap",

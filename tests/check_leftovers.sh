@@ -7,7 +7,7 @@ status=0
 for environ in /proc/[0-9]*/environ; do
   pid=${environ#/proc/}; pid=${pid%/environ}
   # This script runs without the run id in its environment, so only the run's own children match.
-  if tr '\0' '\n' < "$environ" 2>/dev/null | grep -qx "VMRT_TEST_RUN_ID=$run_id"; then
+  if { tr '\0' '\n' < "$environ"; } 2>/dev/null | grep -qx "VMRT_TEST_RUN_ID=$run_id"; then
     echo "leftover process $pid: $(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null)"
     status=1
   fi

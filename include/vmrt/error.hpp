@@ -29,6 +29,7 @@ enum class errc {
     protocol_error,         ///< a malformed reply from a VMM, a guest or a server
     stop_failed,            ///< the VMM survived every stop escalation step
     internal,               ///< a broken invariant inside vmrt (a bug)
+    command_failed,         ///< the VMM refused a control command (QMP error reply); diagnostics say why
 };
 
 const boost::system::error_category& vmrt_category() noexcept;

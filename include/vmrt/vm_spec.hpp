@@ -52,6 +52,7 @@ enum class nic_kind {
     tap,     ///< a TAP device by name (created in the spec's netns if absent)
     fd_dgram,  ///< an inherited SOCK_DGRAM socket: one Ethernet frame per datagram
     fd_stream, ///< an inherited SOCK_STREAM socket: frames with a 4-byte big-endian length prefix
+    user,      ///< user-mode NAT inside the VMM (QEMU slirp): guest 10.0.2.15/24, gateway 10.0.2.2
 };
 
 struct nic_spec {
@@ -59,6 +60,7 @@ struct nic_spec {
     std::string tap_name;             ///< for nic_kind::tap
     int fd = -1;                      ///< for nic_kind::fd_*; set from C++, never from JSON
     std::optional<mac_address> mac;   ///< unset: a stable address derived from (VM name, NIC index)
+    bool isolated = false;            ///< nic_kind::user: no traffic leaves the VMM (no NAT to the host)
 };
 
 struct shared_dir_spec {

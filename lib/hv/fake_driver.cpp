@@ -1,8 +1,12 @@
 #include "hv/fake_driver.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <unistd.h>
@@ -11,6 +15,14 @@ namespace vmrt::hv {
 namespace {
 
 namespace asio = boost::asio;
+
+// 'T' (stopped) in the state field of /proc/PID/stat, which follows the last ')'.
+bool is_stopped(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto close = stat.rfind(')');
+    return close != std::string::npos && close + 2 < stat.size() && (stat[close + 2] == 'T' || stat[close + 2] == 't');
+}
 
 class fake_instance final : public vm_instance {
 public:
@@ -32,9 +44,15 @@ public:
     }
 
     // A real freeze: SIGSTOP cannot be caught or ignored, so the whole process group halts.
+    // Delivery is asynchronous, and the kernel has no pidfd notification for a stop, so the pause
+    // completes once /proc says the process is stopped: a bounded check, a few milliseconds.
     asio::awaitable<void> pause() override {
         if (auto ec = proc_.signal_group(SIGSTOP)) throw error(ec, {.message = "SIGSTOP not delivered"});
-        co_return;
+        asio::steady_timer tick(co_await asio::this_coro::executor);
+        for (int i = 0; i < 1000 && proc_.running() && !is_stopped(proc_.pid()); ++i) {
+            tick.expires_after(std::chrono::milliseconds(1));
+            co_await tick.async_wait(asio::use_awaitable);
+        }
     }
     asio::awaitable<void> resume() override {
         if (auto ec = proc_.signal_group(SIGCONT)) throw error(ec, {.message = "SIGCONT not delivered"});

@@ -405,15 +405,16 @@ BOOST_AUTO_TEST_CASE(hundred_concurrent_starts) {
             for (int i = 0; i < 100; ++i) {
                 names.push_back("vm" + std::to_string(i));
                 manager->async_start(spec(names.back(), "vmrs.ip=10.0.1." + std::to_string(i + 1)),
-                                     [&](vmrt::error_code ec, vmrt::vm_info) {
-                                         BOOST_TEST(!ec);
+                                     [&](vmrt::error_code ec, vmrt::vm_info info) {
+                                         BOOST_TEST(!ec, info.name << ": " << ec.message() << ": "
+                                                                   << info.diag.message);
                                          if (++started == 100) all_started.cancel();
                                      });
             }
             co_await all_started.async_wait(tuple_awaitable);
             BOOST_TEST(started == 100);
             auto [ec, infos] = co_await manager->async_wait_ready(names, 60s, tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, ec.message());
+            BOOST_TEST_REQUIRE(!ec, ec.message() << ": " << (infos.empty() ? "" : vmrt::to_string(infos[0].state)));
             BOOST_TEST(infos.size() == 100u);
             auto [sec, count] = co_await manager->async_shutdown(10s, tuple_awaitable);
             BOOST_TEST(!sec);

@@ -509,7 +509,7 @@ BOOST_AUTO_TEST_CASE(bad_enum_strings) {
                  {"\"auto\", \"none\", \"writeback\", \"writethrough\", \"unsafe\"", "\"fast\""});
     expect_error(full_spec_with("/root_disk/interface", "scsi"), "root_disk.interface",
                  {"\"virtio-blk\", \"nvme\"", "\"scsi\""});
-    expect_error(full_spec_with("/networks/0/kind", "user"), "networks[0].kind", {"\"tap\"", "\"user\""});
+    expect_error(full_spec_with("/networks/0/kind", "bridge"), "networks[0].kind", {"\"tap\"", "\"bridge\""});
     expect_error(full_spec_with("/boot", 1), "boot", {"one of", "found the number 1"});
 }
 
@@ -936,6 +936,26 @@ BOOST_AUTO_TEST_CASE(load_spec_file_errors) {
     vmrt::test::write_file(dir / "bad.json", R"({"name": "-a", "cpus": 0, "kernel": "nope"})");
     expect_throw(dir / "bad.json", invalid, "name",
                  {"bad.json", "\nname: must be", "\nkernel: does not exist", "\ncpus: must be between"});
+}
+
+BOOST_AUTO_TEST_CASE(user_nics) {
+    auto spec = vmrt::parse_spec_json(
+        R"({"name": "vm", "kernel": "/k", "networks": [{"kind": "user", "isolated": true}, {"kind": "user"}]})", "/");
+    BOOST_TEST_REQUIRE(spec.has_value());
+    BOOST_TEST((spec->networks[0].kind == vmrt::nic_kind::user));
+    BOOST_TEST(spec->networks[0].isolated);
+    BOOST_TEST(!spec->networks[1].isolated);
+    auto again = vmrt::parse_spec_json(vmrt::spec_to_json(*spec), "/");
+    BOOST_TEST_REQUIRE(again.has_value());
+    BOOST_TEST(again->networks[0].isolated);
+    auto tap_isolated = vmrt::parse_spec_json(
+        R"({"name": "vm", "kernel": "/k", "networks": [{"kind": "tap", "tap": "t0", "isolated": true}]})", "/");
+    BOOST_TEST_REQUIRE(!tap_isolated.has_value());
+    BOOST_TEST(tap_isolated.error().field == "networks[0].isolated");
+    auto user_tap = vmrt::parse_spec_json(
+        R"({"name": "vm", "kernel": "/k", "networks": [{"kind": "user", "tap": "t0"}]})", "/");
+    BOOST_TEST_REQUIRE(!user_tap.has_value());
+    BOOST_TEST(user_tap.error().field == "networks[0].tap");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

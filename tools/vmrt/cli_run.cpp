@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <vmrt/image/guest_image.hpp>
 #include <vmrt/vm_manager.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -10,6 +11,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <charconv>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 
 namespace vmrt::cli {
@@ -73,6 +76,68 @@ void print_diagnostics(const diagnostics& d) {
     for (auto& l : d.serial_tail) std::cerr << "  console: " << l << "\n";
 }
 
+// The boot timeline printed at Ready: spawn → VMM up → first console line → ready.
+class boot_timeline {
+public:
+    void record(const vm_event& ev) {
+        if (ev.kind == event_kind::state_changed && std::holds_alternative<state::starting>(ev.state)) start_ = ev.time;
+        if (ev.kind == event_kind::note && ev.reason.find("started as pid") != std::string::npos) spawned_ = ev.time;
+        if (ev.kind == event_kind::state_changed && std::holds_alternative<state::running>(ev.state) && !spawned_)
+            spawned_ = ev.time;
+        if (ev.kind == event_kind::note && ev.reason.find("is up") != std::string::npos) vmm_up_ = ev.time;
+        if (ev.kind == event_kind::note && ev.reason == "first console output") console_ = ev.time;
+        if (ev.kind == event_kind::state_changed && std::holds_alternative<state::ready>(ev.state)) ready_ = ev.time;
+    }
+    std::string summary() const {
+        std::string out = "timeline:";
+        auto add = [&](const char* what, const std::optional<std::chrono::system_clock::time_point>& t) {
+            if (!t || !start_) return;
+            auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*t - *start_).count();
+            out += std::string(" ") + what + " +" + std::to_string(ms) + " ms";
+        };
+        add("spawn", spawned_);
+        add("vmm-up", vmm_up_);
+        add("first-console-line", console_);
+        add("ready", ready_);
+        return out;
+    }
+
+private:
+    std::optional<std::chrono::system_clock::time_point> start_, spawned_, vmm_up_, console_, ready_;
+};
+
+// Reads and validates the spec. A direct-boot spec without a kernel (and without an initramfs)
+// boots the project's default guest, built on first use and then taken from its cache.
+vm_spec read_spec_with_default_guest(const std::filesystem::path& file, bool quiet) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw error(make_error_code(errc::invalid_spec), {.message = "cannot read " + file.string()});
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed = parse_spec_json(text.str(), std::filesystem::absolute(file).parent_path());
+    if (!parsed)
+        throw error(make_error_code(errc::invalid_spec),
+                    {.message = (parsed.error().field.empty() ? "" : parsed.error().field + ": ") + parsed.error().message,
+                     .field = parsed.error().field});
+    vm_spec spec = std::move(*parsed);
+    if (spec.boot == boot_mode::direct && spec.kernel.empty() && !spec.initramfs) {
+        image::guest_build_options o;
+        if (!quiet) o.progress = [](std::string line) { std::cerr << "vmrt: default guest: " << line << "\n"; };
+        auto guest = image::build_default_guest(o);
+        if (!quiet)
+            std::cerr << "vmrt: default guest " << guest.kernel_version << (guest.reused ? " (cached)" : " (built)")
+                      << ": " << guest.directory.string() << "\n";
+        spec.kernel = guest.kernel;
+        spec.initramfs = guest.initramfs;
+    }
+    auto problems = validate_spec(spec);
+    if (!problems.empty()) {
+        std::string message;
+        for (auto& p : problems) message += (p.field.empty() ? "" : p.field + ": ") + p.message + "\n";
+        throw error(make_error_code(errc::invalid_spec), {.message = message, .field = problems.front().field});
+    }
+    return spec;
+}
+
 // Runs one VM to its end: prints events, turns the first Ctrl-C into a graceful stop and the
 // second into a kill. Returns the exit code.
 asio::awaitable<int> supervise(vm_manager& manager, vm_spec spec, const run_options& opts) {
@@ -111,6 +176,7 @@ asio::awaitable<int> supervise(vm_manager& manager, vm_spec spec, const run_opti
                                                                                        : exit_start_failed;
     }
 
+    boot_timeline timeline;
     for (;;) {
         // After a failed start the queue still holds its events; drain them without waiting.
         std::optional<vm_event> ev;
@@ -124,6 +190,9 @@ asio::awaitable<int> supervise(vm_manager& manager, vm_spec spec, const run_opti
         }
         if (ev->vm != name) continue;
         std::cout << (opts.json ? format_event_json(*ev) : format_event_line(*ev)) << std::endl;
+        timeline.record(*ev);
+        if (!opts.json && std::holds_alternative<state::ready>(ev->state) && ev->kind == event_kind::state_changed)
+            std::cout << timeline.summary() << std::endl;
         if (ev->kind != event_kind::state_changed) continue;
         if (opts.stop_when_ready && !stop_sent && std::holds_alternative<state::ready>(ev->state)) {
             stop_sent = true;
@@ -149,8 +218,13 @@ int run_command(const std::vector<std::string>& args) {
     if (!opts) return exit_usage;
     vm_spec spec;
     try {
-        spec = load_spec_file(opts->spec_file);
+        spec = read_spec_with_default_guest(opts->spec_file, opts->json);
     } catch (const error& e) {
+        if (e.code() != errc::invalid_spec) {
+            std::cerr << "vmrt: cannot prepare the default guest: " << e.what() << "\n";
+            print_diagnostics(e.diag());
+            return exit_start_failed;
+        }
         std::cerr << "vmrt: invalid spec " << opts->spec_file << ":\n" << e.what() << "\n";
         return exit_invalid_spec;
     }

@@ -17,6 +17,9 @@ usage:
       --stop-when-ready stops it gracefully as soon as it is Ready.
   vmrt validate [--json] SPEC.json
       Checks the spec (syntax, files, bounds) and that its backend can honour every field.
+  vmrt guest build [--data-dir DIR] [--force]
+      Builds the default guest (Debian cloud kernel + vmrt's initramfs), or finds it in the
+      cache, and prints its kernel and initramfs paths, version and sha256s.
   vmrt --help | --version
 
 exit codes:
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
         }
         if (command == "run") return run_command(args);
         if (command == "validate") return validate_command(args);
+        if (command == "guest") return guest_command(args);
         std::cerr << "vmrt: unknown command \"" << command << "\"\n\n" << usage();
         return exit_usage;
     } catch (const std::exception& e) {

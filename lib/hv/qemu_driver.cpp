@@ -1,0 +1,292 @@
+#include "hv/qemu_driver.hpp"
+
+#include "hv/qemu_command.hpp"
+#include "hv/qmp_client.hpp"
+
+#include <vmrt/io/atomic_file.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace vmrt::hv {
+namespace {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+
+// An owned file descriptor (closed on scope exit): the child's ends of socketpairs and the
+// listening sockets handed to sidecars must be closed in the parent once the child has them.
+class unique_fd {
+public:
+    explicit unique_fd(int fd = -1) : fd_(fd) {}
+    unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    unique_fd& operator=(unique_fd&& o) noexcept {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    ~unique_fd() { reset(); }
+    int get() const noexcept { return fd_; }
+    int release() noexcept { return std::exchange(fd_, -1); }
+    void reset() noexcept {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    int fd_;
+};
+
+[[noreturn]] void fail(std::string message, std::string vmm_output = {}) {
+    throw error(make_error_code(errc::vmm_start_failed), {.message = std::move(message), .vmm_stderr_tail = std::move(vmm_output)});
+}
+
+error_code last_error() { return {errno, boost::system::system_category()}; }
+
+// A listening Unix socket bound to `path`, for a virtiofsd sidecar (--fd): the socket exists
+// before QEMU starts, so QEMU can connect at once, with no wait for the sidecar to create it.
+unique_fd listen_unix(const std::filesystem::path& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.native().size() >= sizeof addr.sun_path) fail("socket path too long: " + path.string());
+    std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
+    unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) fail("socket: " + last_error().message());
+    ::unlink(path.c_str());  // a stale socket of an earlier run of this VM
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 1) != 0)
+        fail("cannot listen on " + path.string() + ": " + last_error().message());
+    return fd;
+}
+
+class qemu_instance final : public vm_instance {
+public:
+    qemu_instance(io::process proc, qmp::client qmp, std::vector<io::process> sidecars, std::filesystem::path log)
+        : proc_(std::move(proc)), qmp_(std::move(qmp)), sidecars_(std::move(sidecars)), log_(std::move(log)) {}
+
+    ~qemu_instance() override {
+        qmp_.close();
+        kill();
+    }
+
+    asio::awaitable<exit_status> wait_exit() override {
+        auto status = co_await proc_.async_wait(asio::use_awaitable);
+        // virtiofsd leaves when its vhost-user peer disconnects; make sure it does.
+        for (auto& s : sidecars_) s.kill_and_reap();
+        co_return status;
+    }
+
+    asio::awaitable<void> request_powerdown() override { co_await execute("system_powerdown"); }
+
+    void terminate() override { proc_.signal(SIGTERM); }
+
+    void kill() override {
+        proc_.signal_group(SIGKILL);
+        proc_.signal(SIGKILL);
+        for (auto& s : sidecars_) s.kill_and_reap();
+    }
+
+    // QMP stop/cont freeze the vCPUs; the guest's clock stops with them.
+    asio::awaitable<void> pause() override { co_await execute("stop"); }
+    asio::awaitable<void> resume() override { co_await execute("cont"); }
+
+    std::optional<io::process_identity> vmm_identity() const override { return proc_.identity(); }
+    std::string vmm_log_tail() const override { return io::read_file_tail(log_, 2048); }
+
+private:
+    asio::awaitable<void> execute(std::string command) {
+        if (!qmp_.is_open())
+            throw error(make_error_code(errc::invalid_state), {.message = "the QMP connection is closed"});
+        co_await qmp_.async_execute(std::move(command));
+    }
+
+    io::process proc_;
+    qmp::client qmp_;
+    std::vector<io::process> sidecars_;
+    std::filesystem::path log_;
+};
+
+// Turns QMP events into manager notes (the state machine itself follows the process and the
+// console; these say *why*: a guest reset, a shutdown request, a pause from elsewhere).
+asio::awaitable<void> forward_events(io::subscription<qmp::event> events, std::function<void(std::string)> note) {
+    for (;;) {
+        auto [ec, ev] = co_await events.async_next(asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return;
+        std::string text = "QMP event " + ev.name;
+        if (!ev.data.empty()) text += " " + boost::json::serialize(ev.data);
+        note(std::move(text));
+    }
+}
+
+class qemu_driver final : public driver {
+public:
+    explicit qemu_driver(qemu_options opts) : opts_(std::move(opts)) {
+        caps_.allow(operation::start)
+            .allow(operation::stop_graceful)
+            .allow(operation::kill)
+            .allow(operation::pause)
+            .allow(operation::resume)
+            .deny(operation::vsock_connect, "no vhost-vsock on this host kernel; use a virtio-serial channel");
+    }
+
+    std::string_view name() const noexcept override { return "qemu"; }
+    const capability_set& capabilities() const noexcept override { return caps_; }
+
+    std::optional<spec_error> check_spec(const vm_spec& s) const override {
+        if (s.rosetta) return spec_error{"rosetta", "Rosetta exists only on Apple silicon (apple-vz backend)"};
+        if (s.vsock && !std::filesystem::exists("/dev/vhost-vsock"))
+            return spec_error{"vsock", "QEMU needs /dev/vhost-vsock for vsock, and this host has none"};
+        for (std::size_t i = 0; i < s.shared_dirs.size(); ++i)
+            if (s.shared_dirs[i].read_only)
+                return spec_error{"shared_dirs[" + std::to_string(i) + "].read_only",
+                                  "the virtiofsd of this QEMU cannot export a directory read-only"};
+        if (s.netns)
+            for (std::size_t i = 0; i < s.networks.size(); ++i)
+                if (s.networks[i].kind == nic_kind::user)
+                    return spec_error{"networks[" + std::to_string(i) + "]", "a user NIC needs no netns"};
+        if (!s.shared_dirs.empty() && !std::filesystem::exists(opts_.virtiofsd_binary))
+            return spec_error{"shared_dirs", opts_.virtiofsd_binary.string() + " is not installed"};
+        // Whatever the command line cannot express is refused by its builder, by field name.
+        qemu_runtime probe;
+        probe.qmp_fd = 3;
+        for (auto& n : s.networks) probe.nic_fds.push_back(n.fd);
+        for (std::size_t i = 0; i < s.shared_dirs.size(); ++i) probe.virtiofs_sockets.push_back("/probe");
+        auto args = build_qemu_args(s, probe);
+        if (!args) return args.error();
+        return std::nullopt;
+    }
+
+    asio::awaitable<std::unique_ptr<vm_instance>> launch(const vm_spec& s, launch_context ctx) override {
+        auto qemu = opts_.qemu_binary.empty() ? find_qemu() : std::optional(opts_.qemu_binary);
+        if (!qemu) fail("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)");
+        const std::string accel = opts_.accelerator.empty() ? choose_accelerator() : opts_.accelerator;
+        ctx.note("accelerator " + accel +
+                 (accel == "tcg" ? " (no vmx/svm on this CPU: /dev/kvm, if present, cannot run stock guests)" : ""));
+
+        qemu_runtime rt;
+        rt.accelerator = accel;
+        io::process_options popts;
+        popts.log_file = ctx.run_dir / "vmm.log";
+
+        // QMP over a socketpair: nothing to connect to, no socket file, no start-up race.
+        int pair[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) fail("socketpair: " + last_error().message());
+        unique_fd ours(pair[0]), theirs(pair[1]);
+        rt.qmp_fd = theirs.get();
+        popts.inherited_fds.push_back(theirs.get());
+        for (auto& n : s.networks) {
+            rt.nic_fds.push_back(n.fd);
+            if (n.fd >= 0) popts.inherited_fds.push_back(n.fd);
+        }
+
+        std::vector<io::process> sidecars;
+        for (std::size_t i = 0; i < s.shared_dirs.size(); ++i) {
+            auto sock = ctx.run_dir / ("fs" + std::to_string(i) + ".sock");
+            auto listener = listen_unix(sock);
+            io::process_options v;
+            v.program = opts_.virtiofsd_binary;
+            v.args = {"--fd=" + std::to_string(listener.get()), "-o", "source=" + s.shared_dirs[i].host_path.string(),
+                      "-o", "cache=auto"};
+            v.inherited_fds = {listener.get()};
+            v.log_file = ctx.run_dir / ("virtiofsd-" + std::to_string(i) + ".log");
+            error_code ec;
+            auto side = io::process::spawn(ctx.executor, v, ec);
+            if (ec) fail("cannot start virtiofsd for " + s.shared_dirs[i].tag + ": " + ec.message());
+            sidecars.push_back(std::move(side));  // killed by its destructor if the launch fails later
+            rt.virtiofs_sockets.push_back(sock);
+        }
+
+        auto args = build_qemu_args(s, rt);
+        if (!args) throw error(make_error_code(errc::invalid_spec), {.message = args.error().message, .field = args.error().field});
+        if (s.netns) {
+            popts.program = "ip";
+            popts.args = {"netns", "exec", *s.netns, qemu->string()};
+            popts.args.insert(popts.args.end(), args->begin(), args->end());
+        } else {
+            popts.program = *qemu;
+            popts.args = std::move(*args);
+        }
+        {
+            std::ostringstream line;
+            line << popts.program.string();
+            for (auto& a : popts.args) line << ' ' << a;
+            io::write_file_atomically(ctx.run_dir / "vmm.cmdline", line.str() + "\n");
+        }
+
+        error_code ec;
+        auto proc = io::process::spawn(ctx.executor, popts, ec);
+        if (ec) fail("cannot start " + popts.program.string() + ": " + ec.message());
+        theirs.reset();  // QEMU has its copy; ours would keep the connection open after QEMU dies
+        ctx.note("QEMU started as pid " + std::to_string(proc.pid()));
+
+        qmp::client qmp(qmp::client::socket_type(ctx.executor, asio::local::stream_protocol(), ours.release()));
+        forward_events_of(qmp, ctx);
+
+        // QEMU is up when its QMP handshake completes; if it exits first (a bad option), report
+        // its own words. The timer bounds a QEMU that hangs before it gets there.
+        asio::steady_timer timer(ctx.executor, opts_.startup_timeout);
+        std::string failure;
+        try {
+            auto winner = co_await (qmp.async_handshake() || proc.async_wait(asio::use_awaitable) ||
+                                    timer.async_wait(asio::use_awaitable));
+            if (winner.index() == 1)
+                failure = "QEMU exited during start-up (" + std::get<1>(winner).to_string() + ")";
+            else if (winner.index() == 2)
+                failure = "QEMU did not answer on QMP within the start-up timeout";
+            else
+                ctx.note("QEMU " + describe(std::get<0>(winner)) + " is up (QMP ready)");
+        } catch (const std::exception& e) {
+            failure = std::string("QEMU start-up failed: ") + e.what();
+        }
+        if (!failure.empty()) {
+            proc.kill_and_reap();
+            fail(failure, io::read_file_tail(*popts.log_file, 2048));
+        }
+        co_return std::make_unique<qemu_instance>(std::move(proc), std::move(qmp), std::move(sidecars), *popts.log_file);
+    }
+
+private:
+    static std::string describe(const qmp::greeting& g) {
+        return std::to_string(g.major) + "." + std::to_string(g.minor) + "." + std::to_string(g.micro);
+    }
+
+    static void forward_events_of(qmp::client& qmp, launch_context& ctx) {
+        asio::co_spawn(ctx.executor, forward_events(qmp.subscribe_events(), ctx.note), asio::detached);
+    }
+
+    qemu_options opts_;
+    capability_set caps_{"not implemented by the QEMU backend yet"};
+};
+
+bool is_executable(const std::filesystem::path& p) { return ::access(p.c_str(), X_OK) == 0; }
+
+}  // namespace
+
+std::optional<std::filesystem::path> find_qemu() {
+    if (const char* path = std::getenv("PATH")) {
+        std::stringstream dirs(path);
+        for (std::string d; std::getline(dirs, d, ':');)
+            if (!d.empty() && is_executable(std::filesystem::path(d) / "qemu-system-x86_64"))
+                return std::filesystem::path(d) / "qemu-system-x86_64";
+    }
+    if (is_executable("/usr/bin/qemu-system-x86_64")) return std::filesystem::path("/usr/bin/qemu-system-x86_64");
+    return std::nullopt;
+}
+
+std::shared_ptr<driver> make_qemu_driver(qemu_options opts) { return std::make_shared<qemu_driver>(std::move(opts)); }
+
+}  // namespace vmrt::hv

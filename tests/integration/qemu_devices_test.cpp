@@ -1,0 +1,400 @@
+// Real guests, one QEMU device each: a data disk (read-write and read-only), a virtiofs share
+// with its virtiofsd sidecar, a TAP NIC in a network namespace, and the memory balloon. Every
+// case boots the default guest through vm_manager and checks what the guest reports on its
+// console (the vmrs.* probes of /init) against what the host sees afterwards.
+//
+// Nothing may outlive a case, even a failing one: the VMs die with the manager, the namespace
+// (and the TAP device in it) with its guard, files with the temp dir. Members are destroyed in
+// reverse order, so the manager (and QEMU with it) goes before the namespace it ran in.
+#include "support/test_support.hpp"
+
+#include <vmrt/image/guest_image.hpp>
+#include <vmrt/io/process.hpp>
+#include <vmrt/vm_manager.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using vmrt::test::run_coro;
+
+namespace {
+
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// Built outside coroutine bodies: GCC 12 rejects braced lists in them ("array used as
+// initializer"), string literals and specs alike.
+template <typename... Words>
+std::vector<std::string> words(Words... w) {
+    return {std::string(w)...};
+}
+
+std::string random_hex() {
+    std::random_device rd;
+    std::ostringstream s;
+    s << std::hex << rd() << rd();
+    return s.str();
+}
+
+bool contains(const std::string& text, const std::string& what) {
+    return text.find(what) != std::string::npos;
+}
+
+// The console's lines; the serial tty ends them with "\r\n" (ONLCR), the "\r" is dropped.
+std::vector<std::string> console_lines(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        lines.push_back(std::move(line));
+    }
+    return lines;
+}
+
+bool has_line(const std::string& text, const std::string& wanted) {
+    for (auto& line : console_lines(text))
+        if (line == wanted) return true;
+    return false;
+}
+
+// The console lines that start with `prefix`, for the test log (what the guest actually said).
+std::string lines_starting(const std::string& text, const std::string& prefix) {
+    std::string out;
+    for (auto& line : console_lines(text))
+        if (line.rfind(prefix, 0) == 0) out += "\n  " + line;
+    return out;
+}
+
+// The default guest, built once per build tree by the setup.guest_image fixture (a cache hit here).
+const vmrt::image::guest_image& default_guest() {
+    static const vmrt::image::guest_image image = [] {
+        vmrt::image::guest_build_options o;
+        if (const char* d = std::getenv("VMRT_DATA_DIR")) o.data_dir = d;
+        return vmrt::image::build_default_guest(o);
+    }();
+    return image;
+}
+
+struct tool_result {
+    vmrt::exit_status status;
+    std::string output;  // stdout and stderr, from the log file
+};
+
+// A host tool run to completion from an argv (no shell), its output kept in `log` so that a
+// failure can be shown. The process dies with the coroutine if the test's time limit strikes.
+asio::awaitable<tool_result> run_tool(std::string program, std::vector<std::string> args, fs::path log) {
+    vmrt::io::process_options o;
+    o.program = std::move(program);
+    o.args = std::move(args);
+    o.log_file = log;
+    auto proc = vmrt::io::process::spawn(co_await asio::this_coro::executor, o);
+    auto [ec, status] = co_await proc.async_wait(tuple_awaitable);
+    if (ec) throw vmrt::error(ec, {.message = "waiting for " + o.program.string()});
+    co_return tool_result{status, vmrt::test::read_file(log)};
+}
+
+// The same, for the places that cannot await (constructors and destructors of guards).
+tool_result run_tool_now(std::string program, std::vector<std::string> args, fs::path log) {
+    tool_result r;
+    run_coro([&]() -> asio::awaitable<void> { r = co_await run_tool(program, args, log); }, 30s);
+    return r;
+}
+
+// A 64 MiB sparse raw image with an empty ext4 file system, as a user would hand to a VM.
+asio::awaitable<void> make_ext4_disk(fs::path file) {
+    { std::ofstream create(file, std::ios::binary); }
+    fs::resize_file(file, 64 << 20);
+    auto r = co_await run_tool("mkfs.ext4", words("-q", "-F", file.string()), file.string() + ".mkfs.log");
+    BOOST_TEST_REQUIRE(r.status.success(), "mkfs.ext4: " << r.status.to_string() << "\n" << r.output);
+}
+
+// Reads a file out of an ext4 image without mounting it: no loop device or mount point that a
+// failing test could leave behind. The output has debugfs's banner (stderr) before the content.
+asio::awaitable<tool_result> debugfs_cat(fs::path image, std::string file) {
+    co_return co_await run_tool("debugfs", words("-R", "cat " + file, image.string()),
+                                image.string() + ".debugfs.log");
+}
+
+// PIDs of the live processes whose command line has both words (e.g. "virtiofsd" and a path).
+std::vector<pid_t> processes_mentioning(const std::string& a, const std::string& b) {
+    std::vector<pid_t> found;
+    for (auto& entry : fs::directory_iterator("/proc")) {
+        const auto name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        auto cmdline =
+            vmrt::test::read_file(entry.path() / "cmdline");  // empty for zombies and kernel threads
+        if (contains(cmdline, a) && contains(cmdline, b)) found.push_back(std::stoi(name));
+    }
+    return found;
+}
+
+// A network namespace of the test's own, with the TAP device tap0 (10.77.0.254/24) in it; both
+// are gone after remove() or the destructor, whichever comes first. Everything the guest sends
+// stays in here: nothing is routed, bridged or NATed to the host's namespace.
+class test_netns {
+public:
+    explicit test_netns(fs::path log) : name_("vmrt-t" + random_hex()), log_(std::move(log)) {
+        ip(words("netns", "add", name_));
+        added_ = true;
+        try {
+            ip(words("-n", name_, "link", "set", "lo", "up"));
+            ip(words("-n", name_, "tuntap", "add", "dev", "tap0", "mode", "tap"));
+            ip(words("-n", name_, "addr", "add", "10.77.0.254/24", "dev", "tap0"));
+            ip(words("-n", name_, "link", "set", "tap0", "up"));
+        } catch (...) {
+            remove();  // a throwing constructor gets no destructor call
+            throw;
+        }
+    }
+    test_netns(const test_netns&) = delete;
+    test_netns& operator=(const test_netns&) = delete;
+    ~test_netns() {
+        try {
+            remove();
+        } catch (const std::exception& e) {
+            BOOST_TEST_MESSAGE("cannot remove netns " << name_ << ": " << e.what());
+        }
+    }
+
+    const std::string& name() const noexcept { return name_; }
+    fs::path path() const { return "/run/netns/" + name_; }
+
+    // The TAP device first: it is persistent (ip tuntap), and deleting it does not depend on
+    // the kernel's handling of devices left in a dying namespace.
+    void remove() {
+        if (!added_) return;
+        added_ = false;
+        run_tool_now("ip", words("-n", name_, "link", "del", "tap0"), log_);
+        ip(words("netns", "del", name_));
+    }
+
+private:
+    void ip(std::vector<std::string> args) {
+        auto r = run_tool_now("ip", args, log_);
+        if (!r.status.success()) {
+            std::string line = "ip";
+            for (auto& a : args) line += " " + a;
+            throw std::runtime_error(line + ": " + r.status.to_string() + "\n" + r.output);
+        }
+    }
+
+    std::string name_;
+    fs::path log_;
+    bool added_ = false;
+};
+
+struct fixture {
+    vmrt::test::temp_dir dir;
+    std::optional<test_netns> netns;  // before the manager: outlives the QEMU that runs in it
+    asio::io_context ctx;
+    std::unique_ptr<vmrt::vm_manager> manager;
+
+    fixture() {
+        vmrt::manager_options o;
+        o.state_dir = dir / "state";
+        o.term_grace = 3s;
+        manager = std::make_unique<vmrt::vm_manager>(ctx.get_executor(), o);
+    }
+
+    vmrt::vm_spec spec(const std::string& name, const std::string& extra_cmdline = "") {
+        vmrt::vm_spec s;
+        s.name = name;
+        s.backend = vmrt::backend_kind::qemu;
+        s.kernel = default_guest().kernel;
+        s.initramfs = default_guest().initramfs;
+        s.memory_mib = 256;
+        s.cmdline = "console=ttyS0 panic=-1 quiet no_timer_check " + extra_cmdline;
+        return s;
+    }
+
+    std::string console(const std::string& vm) {
+        return vmrt::test::read_file(manager->info(vm)->serial_log);
+    }
+
+    // Starts the VMs and waits until all are Ready; the probes of /init have then reported.
+    asio::awaitable<void> boot(std::vector<vmrt::vm_spec> specs) {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::vector<std::string> names;
+        for (auto& s : specs) {
+            auto [ec, info] = co_await manager->async_start(s, tuple_awaitable);
+            BOOST_TEST_REQUIRE(!ec, s.name << ": " << ec.message() << ": " << info.diag.message << " "
+                                           << info.diag.vmm_stderr_tail);
+            names.push_back(s.name);
+        }
+        auto [rec, infos] = co_await manager->async_wait_ready(names, 90s, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!rec, rec.message() << "\n" << console(names.front()));
+        const auto took =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+        BOOST_TEST_MESSAGE(names.size() << " guest(s) from start to Ready: " << took.count() << " ms");
+    }
+
+    asio::awaitable<void> boot(vmrt::vm_spec s) {
+        std::vector<vmrt::vm_spec> one;  // no braced list: see words()
+        one.push_back(std::move(s));
+        co_await boot(std::move(one));
+    }
+
+    // Graceful stop: the guest syncs and powers off (the VM ends clean, not killed).
+    asio::awaitable<void> stop_clean(std::string vm) {
+        auto [ec, outcome] = co_await manager->async_stop(vm, 30s, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!ec, ec.message());
+        BOOST_TEST_REQUIRE((outcome == vmrt::stop_outcome::clean), "\n" << console(vm));
+    }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(qemu_devices_test, fixture)
+
+BOOST_AUTO_TEST_CASE(data_disk_written_by_the_guest_is_read_on_the_host) {
+    const auto disk = dir / "data.img";
+    const std::string token = "vmrt-token-" + random_hex();
+    auto s = spec("disk", "vmrs.datadisk=/dev/vda vmrs.datawrite=" + token);
+    s.data_disks.push_back({.path = disk});
+    run_coro(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            co_await make_ext4_disk(disk);
+            co_await boot(s);
+            auto text = console("disk");
+            BOOST_TEST_MESSAGE("disk:" << lines_starting(text, "vmrs: /dev/vda")
+                                       << lines_starting(text, "VMRS_DATA"));
+            BOOST_TEST(has_line(text, "vmrs: /dev/vda mounted on /mnt/data (rw)"), text);
+            BOOST_TEST_REQUIRE(has_line(text, "VMRS_DATAWRITE ok"), text);
+            co_await stop_clean("disk");
+
+            // QEMU is gone: the image is the host's again.
+            auto r = co_await debugfs_cat(disk, "/hello.txt");
+            BOOST_TEST(r.status.success(), r.status.to_string());
+            BOOST_TEST(contains(r.output, token + "\n"), r.output);
+        },
+        120s);
+}
+
+BOOST_AUTO_TEST_CASE(read_only_disk_refuses_writes) {
+    const auto disk = dir / "data.img";
+    const std::string token = "vmrt-token-" + random_hex();
+    auto s = spec("rodisk", "vmrs.datadisk=/dev/vda vmrs.datawrite=" + token);
+    s.data_disks.push_back({.path = disk, .read_only = true});
+    run_coro(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            co_await make_ext4_disk(disk);
+            const auto before = vmrt::test::read_file(disk);
+            co_await boot(s);
+            auto text = console("rodisk");
+            BOOST_TEST_MESSAGE("rodisk:" << lines_starting(text, "vmrs: /dev/vda")
+                                         << lines_starting(text, "VMRS_DATA"));
+            // Mounted (read-only), so the failure is the refused write, not a missing disk.
+            BOOST_TEST(has_line(text, "vmrs: /dev/vda mounted on /mnt/data (ro)"), text);
+            BOOST_TEST(contains(text, "VMRS_DATAWRITE failed: "), text);
+            BOOST_TEST(contains(text, "Read-only file system"), text);
+            BOOST_TEST(!contains(text, "VMRS_DATAWRITE ok"), text);
+            co_await stop_clean("rodisk");
+
+            BOOST_TEST((vmrt::test::read_file(disk) == before), "the read-only image changed");
+            auto r = co_await debugfs_cat(disk, "/hello.txt");
+            BOOST_TEST(contains(r.output, "File not found"), r.output);
+            BOOST_TEST(!contains(r.output, token), r.output);
+        },
+        120s);
+}
+
+BOOST_AUTO_TEST_CASE(virtiofs_share_reads_and_writes_host_files) {
+    const auto share = dir / "share";
+    fs::create_directory(share);
+    const std::string greeting = "hello from the host " + random_hex();
+    vmrt::test::write_file(share / "hello.txt", greeting + "\n");
+    auto s = spec("fs", "vmrs.virtiofs=share0 vmrs.virtiofs_probe=share0");
+    s.shared_dirs.push_back({.host_path = share, .tag = "share0"});
+    run_coro(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            co_await boot(s);
+            // The sidecar runs for this share (which also shows that the scan below can see it).
+            BOOST_TEST(!processes_mentioning("virtiofsd", share.string()).empty());
+            auto text = console("fs");
+            BOOST_TEST_MESSAGE("fs:" << lines_starting(text, "VMRS_VIRTIOFS"));
+            BOOST_TEST(has_line(text, "VMRS_VIRTIOFS_READ " + greeting), text);
+            BOOST_TEST(has_line(text, "VMRS_VIRTIOFS_WROTE ok"), text);
+            BOOST_TEST(vmrt::test::read_file(share / "from-guest.txt") == "written by the guest\n");
+            co_await stop_clean("fs");
+            BOOST_TEST(processes_mentioning("virtiofsd", share.string()).empty(),
+                       "virtiofsd outlived its VM");
+        },
+        120s);
+}
+
+BOOST_AUTO_TEST_CASE(tap_in_a_test_namespace_reaches_the_guest) {
+    netns.emplace(dir / "ip.log");
+    const std::string ns = netns->name();
+    const std::string guest_ip = "10.77.0.1";
+    auto s = spec("tap", "vmrs.ip=" + guest_ip + "/24");
+    s.netns = ns;
+    s.networks.push_back({.kind = vmrt::nic_kind::tap, .tap_name = "tap0"});
+    // busybox's ping: the host has busybox-static for the guest anyway, but no iputils-ping.
+    const auto ping = words("netns", "exec", ns, "busybox", "ping", "-c", "3", "-W", "2", guest_ip);
+    run_coro(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            co_await boot(s);
+            const auto info = *manager->info("tap");
+            auto* ready = std::get_if<vmrt::state::ready>(&info.state);
+            BOOST_TEST_REQUIRE(ready);
+            BOOST_TEST(ready->ip.value_or(std::string{}) == guest_ip);
+            // QEMU itself runs in the test's namespace (same inode as the name's bind mount).
+            struct stat vmm_ns = {};
+            struct stat test_ns = {};
+            const auto vmm_ns_path = "/proc/" + std::to_string(info.vmm->pid) + "/ns/net";
+            BOOST_TEST_REQUIRE(::stat(vmm_ns_path.c_str(), &vmm_ns) == 0);
+            BOOST_TEST_REQUIRE(::stat(netns->path().c_str(), &test_ns) == 0);
+            BOOST_TEST(vmm_ns.st_ino == test_ns.st_ino);
+
+            auto r = co_await run_tool("ip", ping, dir / "ping.log");
+            BOOST_TEST(r.status.success(), r.status.to_string() << "\n" << r.output << console("tap"));
+            BOOST_TEST(contains(r.output, " 0% packet loss"), r.output);
+            BOOST_TEST_MESSAGE("ping from the namespace:" << lines_starting(r.output, "3 packets")
+                                                          << lines_starting(r.output, "round-trip"));
+            co_await stop_clean("tap");
+        },
+        120s);
+    netns->remove();
+    BOOST_TEST(!fs::exists(netns->path()));
+}
+
+BOOST_AUTO_TEST_CASE(balloon_device_is_seen_by_the_guest) {
+    // The same guest without a balloon is the control: the marker must tell the two apart.
+    auto with = spec("balloon", "vmrs.lsdev=1");
+    with.balloon = vmrt::balloon_spec{};
+    std::vector<vmrt::vm_spec> both{with, spec("noballoon", "vmrs.lsdev=1")};
+    run_coro(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            co_await boot(both);
+            auto text = console("balloon");
+            auto control = console("noballoon");
+            BOOST_TEST_MESSAGE("balloon:" << lines_starting(text, "VMRS_DEV")
+                                          << "\nnoballoon:" << lines_starting(control, "VMRS_DEV"));
+            BOOST_TEST(contains(text, "VMRS_DEV virtio_balloon virtio"), text);
+            // virtio-rng is always attached: the listing works in both guests.
+            BOOST_TEST(contains(control, "VMRS_DEV virtio_rng virtio"), control);
+            BOOST_TEST(!contains(control, "VMRS_DEV virtio_balloon"), control);
+            co_await manager->async_kill("balloon", tuple_awaitable);
+            co_await manager->async_kill("noballoon", tuple_awaitable);
+        },
+        120s);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -19,15 +19,15 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
-
-#include <sys/socket.h>
-#include <unistd.h>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -46,7 +46,8 @@ bool has_ready_line(const std::filesystem::path& log) {
     return s.str().find("VMRS_READY ") != std::string::npos;
 }
 
-vmrt::vm_spec make_spec(const vmrt::image::guest_image& g, const std::string& name, const std::filesystem::path& dir) {
+vmrt::vm_spec make_spec(const vmrt::image::guest_image& g, const std::string& name,
+                        const std::filesystem::path& dir) {
     vmrt::vm_spec s;
     s.name = name;
     s.backend = vmrt::backend_kind::qemu;
@@ -102,7 +103,8 @@ double boot_with_vmrt(vmrt::vm_manager& manager, asio::io_context& ctx, vmrt::vm
                 std::cerr << "start failed: " << info.diag.message << "\n";
                 co_return;
             }
-            auto [rec, infos] = co_await manager.async_wait_ready(names, 60s, asio::as_tuple(asio::use_awaitable));
+            auto [rec, infos] =
+                co_await manager.async_wait_ready(names, 60s, asio::as_tuple(asio::use_awaitable));
             if (!rec) took = ms_since(t0);
             co_await manager.async_kill(name, asio::as_tuple(asio::use_awaitable));
             manager.remove(name);
@@ -145,8 +147,8 @@ int main(int argc, char** argv) {
         std::printf("run %d: vmrt %.0f ms, by hand %.0f ms\n", i + 1, v, h);
     }
     std::filesystem::remove_all(work);
-    std::printf("boot to VMRS_READY, default guest %s, accelerator %s, %d runs\n", guest.kernel_version.c_str(),
-                vmrt::hv::choose_accelerator().c_str(), runs);
+    std::printf("boot to VMRS_READY, default guest %s, accelerator %s, %d runs\n",
+                guest.kernel_version.c_str(), vmrt::hv::choose_accelerator().c_str(), runs);
     std::printf("%-44s %10s\n", "", "median ms");
     std::printf("%-44s %10.0f\n", "vmrt (start -> Ready event)", median(by_vmrt));
     std::printf("%-44s %10.0f\n", "same QEMU command by hand (5 ms file polling)", median(by_hand));

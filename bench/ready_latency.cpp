@@ -47,7 +47,8 @@ std::int64_t stamp_of(const std::string& console) {
 }
 
 // vm-rs 0.2.4's ReadyMarkerCache in spirit: wake every 200 ms, read what is new, look for the marker.
-void poll_for_ready(std::filesystem::path log, std::atomic<std::int64_t>& detected_at, std::atomic<bool>& stop) {
+void poll_for_ready(std::filesystem::path log, std::atomic<std::int64_t>& detected_at,
+                    std::atomic<bool>& stop) {
     std::size_t offset = 0;
     std::string seen;
     while (!stop) {
@@ -70,7 +71,9 @@ struct stats {
 
 stats summarize(std::vector<double> v) {
     std::sort(v.begin(), v.end());
-    auto at = [&](double q) { return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))]; };
+    auto at = [&](double q) {
+        return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))];
+    };
     return {at(0.5), at(0.9), v.back()};
 }
 
@@ -100,7 +103,8 @@ int main(int argc, char** argv) {
             spec.backend = vmrt::backend_kind::fake;
             spec.kernel = work / "vmlinuz";
             // A random-ish boot delay so that the write does not align with the poll period.
-            spec.cmdline = "vmrs.ip=10.0.0.2 fake.ready_stamp fake.boot_ms=" + std::to_string(50 + (i * 37) % 200);
+            spec.cmdline =
+                "vmrs.ip=10.0.0.2 fake.ready_stamp fake.boot_ms=" + std::to_string(50 + (i * 37) % 200);
             spec.serial_log = work / (spec.name + ".log");
             std::atomic<std::int64_t> polled_at{-1};
             std::atomic<bool> stop_polling{false};
@@ -119,7 +123,7 @@ int main(int argc, char** argv) {
                 if (vmrt::is_terminal(ev.state)) break;
             }
             if (event_at < 0) stop_polling = true;  // no ready line will come: end the poller
-            poller.join();                           // otherwise it finds the line on its own schedule
+            poller.join();                          // otherwise it finds the line on its own schedule
             auto written_at = stamp_of(slurp(spec.serial_log));
             if (ec || event_at < 0 || written_at < 0 || polled_at < 0) {
                 ++failures;
@@ -142,11 +146,14 @@ int main(int argc, char** argv) {
         return 1;
     }
     auto v = summarize(vmrt_us), p = summarize(poll_us);
-    std::printf("ready_latency: time from the guest writing VMRS_READY to the application knowing (%zu runs, %d failed)\n",
+    std::printf("ready_latency: time from the guest writing VMRS_READY to the application knowing (%zu runs, "
+                "%d failed)\n",
                 vmrt_us.size(), failures);
     std::printf("%-34s %12s %12s %12s\n", "detector", "median us", "p90 us", "max us");
-    std::printf("%-34s %12.1f %12.1f %12.1f\n", "vmrt (inotify tail -> event)", v.median_us, v.p90_us, v.max_us);
-    std::printf("%-34s %12.1f %12.1f %12.1f\n", "200 ms polling loop (vm-rs style)", p.median_us, p.p90_us, p.max_us);
+    std::printf("%-34s %12.1f %12.1f %12.1f\n", "vmrt (inotify tail -> event)", v.median_us, v.p90_us,
+                v.max_us);
+    std::printf("%-34s %12.1f %12.1f %12.1f\n", "200 ms polling loop (vm-rs style)", p.median_us, p.p90_us,
+                p.max_us);
     std::printf("ratio (polling median / vmrt median): %.0fx; goal: vmrt median < 1000 us -> %s\n",
                 p.median_us / v.median_us, v.median_us < 1000.0 ? "met" : "NOT met");
     return 0;

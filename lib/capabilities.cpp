@@ -4,22 +4,38 @@ namespace vmrt {
 
 std::string_view to_string(operation op) noexcept {
     switch (op) {
-    case operation::start: return "start";
-    case operation::stop_graceful: return "stop_graceful";
-    case operation::kill: return "kill";
-    case operation::pause: return "pause";
-    case operation::resume: return "resume";
-    case operation::snapshot: return "snapshot";
-    case operation::restore: return "restore";
-    case operation::resize_cpus: return "resize_cpus";
-    case operation::resize_memory: return "resize_memory";
-    case operation::resize_balloon: return "resize_balloon";
-    case operation::hotplug_disk: return "hotplug_disk";
-    case operation::hotplug_net: return "hotplug_net";
-    case operation::hotplug_fs: return "hotplug_fs";
-    case operation::counters: return "counters";
-    case operation::vsock_connect: return "vsock_connect";
-    case operation::count_: break;
+    case operation::start:
+        return "start";
+    case operation::stop_graceful:
+        return "stop_graceful";
+    case operation::kill:
+        return "kill";
+    case operation::pause:
+        return "pause";
+    case operation::resume:
+        return "resume";
+    case operation::snapshot:
+        return "snapshot";
+    case operation::restore:
+        return "restore";
+    case operation::resize_cpus:
+        return "resize_cpus";
+    case operation::resize_memory:
+        return "resize_memory";
+    case operation::resize_balloon:
+        return "resize_balloon";
+    case operation::hotplug_disk:
+        return "hotplug_disk";
+    case operation::hotplug_net:
+        return "hotplug_net";
+    case operation::hotplug_fs:
+        return "hotplug_fs";
+    case operation::counters:
+        return "counters";
+    case operation::vsock_connect:
+        return "vsock_connect";
+    case operation::count_:
+        break;
     }
     return "unknown";
 }

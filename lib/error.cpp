@@ -9,20 +9,34 @@ public:
 
     std::string message(int ev) const override {
         switch (static_cast<errc>(ev)) {
-        case errc::ok: return "success";
-        case errc::invalid_spec: return "invalid VM spec";
-        case errc::unsupported: return "not supported by this backend";
-        case errc::not_found: return "no such VM";
-        case errc::already_exists: return "a VM with this name already exists";
-        case errc::invalid_state: return "operation not allowed in the VM's current state";
-        case errc::vmm_start_failed: return "the VMM failed to start";
-        case errc::vmm_crashed: return "the VMM exited unexpectedly";
-        case errc::timeout: return "deadline exceeded";
-        case errc::cancelled: return "operation cancelled";
-        case errc::protocol_error: return "malformed reply from peer";
-        case errc::stop_failed: return "the VMM could not be stopped";
-        case errc::internal: return "internal error";
-        case errc::command_failed: return "the VMM refused the command";
+        case errc::ok:
+            return "success";
+        case errc::invalid_spec:
+            return "invalid VM spec";
+        case errc::unsupported:
+            return "not supported by this backend";
+        case errc::not_found:
+            return "no such VM";
+        case errc::already_exists:
+            return "a VM with this name already exists";
+        case errc::invalid_state:
+            return "operation not allowed in the VM's current state";
+        case errc::vmm_start_failed:
+            return "the VMM failed to start";
+        case errc::vmm_crashed:
+            return "the VMM exited unexpectedly";
+        case errc::timeout:
+            return "deadline exceeded";
+        case errc::cancelled:
+            return "operation cancelled";
+        case errc::protocol_error:
+            return "malformed reply from peer";
+        case errc::stop_failed:
+            return "the VMM could not be stopped";
+        case errc::internal:
+            return "internal error";
+        case errc::command_failed:
+            return "the VMM refused the command";
         }
         return "unknown vmrt error " + std::to_string(ev);
     }

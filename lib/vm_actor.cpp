@@ -32,9 +32,10 @@ void manager_shared::publish(std::string vm, event_kind kind, vm_state state, st
 }
 
 vm_actor::vm_actor(asio::any_io_executor ex, vm_spec spec, std::shared_ptr<driver> drv,
-                   std::filesystem::path run_dir, const manager_options& opts, std::shared_ptr<manager_shared> shared)
-    : strand_(asio::make_strand(ex)), spec_(std::move(spec)), driver_(std::move(drv)), run_dir_(std::move(run_dir)),
-      opts_(opts), shared_(std::move(shared)), parser_(opts.serial_tail_lines),
+                   std::filesystem::path run_dir, const manager_options& opts,
+                   std::shared_ptr<manager_shared> shared)
+    : strand_(asio::make_strand(ex)), spec_(std::move(spec)), driver_(std::move(drv)),
+      run_dir_(std::move(run_dir)), opts_(opts), shared_(std::move(shared)), parser_(opts.serial_tail_lines),
       state_changed_(strand_, steady_clock::time_point::max()) {
     snapshot_.name = spec_.name;
     snapshot_.namespace_ = spec_.namespace_;
@@ -61,7 +62,9 @@ void vm_actor::set_state(vm_state s, std::string reason) {
     state_changed_.cancel();  // wake every waiter; the expiry stays at max for the next ones
 }
 
-void vm_actor::note(std::string text) { shared_->publish(spec_.name, event_kind::note, state_, std::move(text)); }
+void vm_actor::note(std::string text) {
+    shared_->publish(spec_.name, event_kind::note, state_, std::move(text));
+}
 
 // Creates (truncates) the serial log so that a ready line of an earlier boot can never count.
 static void prepare_serial_log(const std::filesystem::path& file) {
@@ -81,7 +84,8 @@ asio::awaitable<vm_info> vm_actor::start() {
         prepare_serial_log(spec_.serial_log);
         tail_.emplace(strand_, spec_.serial_log);
     } catch (const std::exception& e) {
-        set_state(state::failed{.reason = std::string("preparing the VM failed: ") + e.what()}, "start failed");
+        set_state(state::failed{.reason = std::string("preparing the VM failed: ") + e.what()},
+                  "start failed");
         throw;
     }
     asio::co_spawn(strand_, follow_serial(), asio::detached);
@@ -107,8 +111,9 @@ asio::awaitable<vm_info> vm_actor::start() {
     } catch (const std::exception& e) {
         if (tail_) tail_->close();
         exited_ = true;
-        set_state(state::failed{.reason = std::string("launch failed: ") + e.what(), .serial_tail = serial_tail()},
-                  "start failed");
+        set_state(
+            state::failed{.reason = std::string("launch failed: ") + e.what(), .serial_tail = serial_tail()},
+            "start failed");
         throw error(make_error_code(errc::vmm_start_failed), {.message = e.what()});
     }
     instance_ = inst;
@@ -148,8 +153,12 @@ asio::awaitable<void> vm_actor::supervise(std::shared_ptr<vm_instance> inst) {
 
 void vm_actor::finish(const exit_status& status) {
     if (stop_requested_ || kill_requested_) {
-        auto outcome = signalled_ ? stop_outcome::forced : status.success() ? stop_outcome::clean : stop_outcome::crashed;
-        std::string reason = kill_requested_ ? "killed" : signalled_ ? "stop escalated to signals" : "guest powered off";
+        auto outcome = signalled_         ? stop_outcome::forced
+                       : status.success() ? stop_outcome::clean
+                                          : stop_outcome::crashed;
+        std::string reason = kill_requested_ ? "killed"
+                             : signalled_    ? "stop escalated to signals"
+                                             : "guest powered off";
         set_state(state::stopped{outcome, status}, reason + " (" + status.to_string() + ")");
     } else if (status.success()) {
         set_state(state::stopped{stop_outcome::clean, status}, "guest powered off by itself");
@@ -198,7 +207,8 @@ void vm_actor::on_serial_event(const io::serial_event& ev) {
     case io::serial_event::kind::ready:
         ready_ip_ = ev.ip.value_or("");
         if (std::holds_alternative<state::running>(state_) || std::holds_alternative<state::ready>(state_))
-            set_state(state::ready{ev.ip && !ev.ip->empty() ? ev.ip : std::nullopt}, "VMRS_READY seen on serial");
+            set_state(state::ready{ev.ip && !ev.ip->empty() ? ev.ip : std::nullopt},
+                      "VMRS_READY seen on serial");
         else if (std::holds_alternative<state::starting>(state_))
             ready_seen_while_starting_ = true;
         break;
@@ -209,7 +219,9 @@ void vm_actor::on_serial_event(const io::serial_event& ev) {
         else
             note("guest rebooted (kernel banner on serial)");
         break;
-    case io::serial_event::kind::kernel_panic: note("kernel panic on serial: " + ev.line); break;
+    case io::serial_event::kind::kernel_panic:
+        note("kernel panic on serial: " + ev.line);
+        break;
     }
 }
 
@@ -311,14 +323,16 @@ asio::awaitable<vm_state> vm_actor::set_paused(bool pause) {
             throw error(make_error_code(errc::invalid_state),
                         {.message = "cannot pause a VM that is " + std::string(state_name(state_))});
         co_await inst->pause();
-        if (exited_) throw error(make_error_code(errc::invalid_state), {.message = "the VM ended while pausing"});
+        if (exited_)
+            throw error(make_error_code(errc::invalid_state), {.message = "the VM ended while pausing"});
         set_state(state::paused{}, "paused");
     } else {
         if (!std::holds_alternative<state::paused>(state_) || !inst)
             throw error(make_error_code(errc::invalid_state),
                         {.message = "cannot resume a VM that is " + std::string(state_name(state_))});
         co_await inst->resume();
-        if (exited_) throw error(make_error_code(errc::invalid_state), {.message = "the VM ended while resuming"});
+        if (exited_)
+            throw error(make_error_code(errc::invalid_state), {.message = "the VM ended while resuming"});
         if (ready_ip_)
             set_state(state::ready{ready_ip_->empty() ? std::nullopt : ready_ip_}, "resumed");
         else

@@ -38,7 +38,8 @@ public:
     using duration = std::chrono::steady_clock::duration;
 
     vm_actor(boost::asio::any_io_executor ex, vm_spec spec, std::shared_ptr<driver> drv,
-             std::filesystem::path run_dir, const manager_options& opts, std::shared_ptr<manager_shared> shared);
+             std::filesystem::path run_dir, const manager_options& opts,
+             std::shared_ptr<manager_shared> shared);
     ~vm_actor();
 
     const strand_type& strand() const noexcept { return strand_; }
@@ -85,14 +86,14 @@ private:
     std::shared_ptr<vm_instance> instance_;
     std::optional<io::file_tail> tail_;
     io::readiness_parser parser_;
-    std::optional<std::string> ready_ip_;       // readiness of the current boot
+    std::optional<std::string> ready_ip_;  // readiness of the current boot
     bool ready_seen_while_starting_ = false;
-    bool console_seen_ = false;                 // the "first console output" note was published
+    bool console_seen_ = false;  // the "first console output" note was published
     bool exited_ = false;
     bool stop_requested_ = false;
     bool kill_requested_ = false;
-    bool signalled_ = false;                    // we sent SIGTERM/SIGKILL: the stop was forced
-    boost::asio::steady_timer state_changed_;   // condition variable: cancelled on every change
+    bool signalled_ = false;                   // we sent SIGTERM/SIGKILL: the stop was forced
+    boost::asio::steady_timer state_changed_;  // condition variable: cancelled on every change
 
     mutable std::mutex snapshot_mutex_;
     vm_info snapshot_;

@@ -7,13 +7,13 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <cstdlib>
-
 #include <unistd.h>
+
+#include <cstdlib>
 
 namespace vmrt {
 
@@ -47,7 +47,8 @@ vm_manager::vm_manager(executor_type ex, manager_options opts)
     : ex_(std::move(ex)), opts_(std::move(opts)),
       shared_(std::make_shared<detail::manager_shared>(opts_.event_queue_capacity)) {
     if (opts_.state_dir.empty()) opts_.state_dir = default_state_dir();
-    if (auto guest = hv::find_fake_guest_program()) drivers_[backend_kind::fake] = hv::make_fake_driver(*guest);
+    if (auto guest = hv::find_fake_guest_program())
+        drivers_[backend_kind::fake] = hv::make_fake_driver(*guest);
     if (hv::find_qemu()) drivers_[backend_kind::qemu] = hv::make_qemu_driver();
 }
 
@@ -69,7 +70,8 @@ std::shared_ptr<driver> vm_manager::find_driver(backend_kind kind, std::string* 
         for (auto k : {backend_kind::cloud_hypervisor, backend_kind::qemu})
             if (auto it = drivers_.find(k); it != drivers_.end()) return it->second;
         if (why_not)
-            *why_not = "no hypervisor backend is available for backend \"auto\" (install qemu-system-x86 or cloud-hypervisor)";
+            *why_not = "no hypervisor backend is available for backend \"auto\" (install qemu-system-x86 or "
+                       "cloud-hypervisor)";
         return nullptr;
     }
     if (auto it = drivers_.find(kind); it != drivers_.end()) return it->second;
@@ -127,7 +129,9 @@ error_code vm_manager::remove(const std::string& name) {
     return {};
 }
 
-io::subscription<vm_event> vm_manager::subscribe(executor_type ex) const { return shared_->channel.subscribe(std::move(ex)); }
+io::subscription<vm_event> vm_manager::subscribe(executor_type ex) const {
+    return shared_->channel.subscribe(std::move(ex));
+}
 
 void vm_manager::start_impl(vm_spec spec, info_handler h) {
     auto fail = [&](errc code, std::string message, std::string field = {}) {
@@ -136,7 +140,8 @@ void vm_manager::start_impl(vm_spec spec, info_handler h) {
         failed.diag.message = std::move(message);
         failed.diag.field = std::move(field);
         detail::run_op<vm_info>(
-            ex_, [](error_code ec, vm_info i) -> asio::awaitable<std::pair<error_code, vm_info>> {
+            ex_,
+            [](error_code ec, vm_info i) -> asio::awaitable<std::pair<error_code, vm_info>> {
                 co_return std::pair{ec, std::move(i)};
             }(make_error_code(code), std::move(failed)),
             std::move(h));
@@ -146,7 +151,9 @@ void vm_manager::start_impl(vm_spec spec, info_handler h) {
         auto run_dir = opts_.state_dir / spec.namespace_ / spec.name;
         std::error_code ec;
         std::filesystem::create_directories(run_dir, ec);
-        if (ec) return fail(errc::vmm_start_failed, "cannot create " + run_dir.string() + ": " + ec.message(), "serial_log");
+        if (ec)
+            return fail(errc::vmm_start_failed, "cannot create " + run_dir.string() + ": " + ec.message(),
+                        "serial_log");
         spec.serial_log = run_dir / "serial.log";
     }
     if (auto problems = validate_spec(spec); !problems.empty())
@@ -154,7 +161,8 @@ void vm_manager::start_impl(vm_spec spec, info_handler h) {
     std::string why_not;
     auto drv = find_driver(spec.backend, &why_not);
     if (!drv) return fail(errc::unsupported, why_not);
-    if (auto refused = drv->check_spec(spec)) return fail(errc::unsupported, refused->message, refused->field);
+    if (auto refused = drv->check_spec(spec))
+        return fail(errc::unsupported, refused->message, refused->field);
 
     std::shared_ptr<detail::vm_actor> actor;
     {
@@ -163,7 +171,8 @@ void vm_manager::start_impl(vm_spec spec, info_handler h) {
         if (it != actors_.end() && !is_terminal(it->second->snapshot().state)) {
             // Reserve-before-launch: a second start of the same name fails here, never races.
             return fail(errc::already_exists,
-                        "VM \"" + spec.name + "\" is already " + std::string(state_name(it->second->snapshot().state)),
+                        "VM \"" + spec.name + "\" is already " +
+                            std::string(state_name(it->second->snapshot().state)),
                         "name");
         }
         auto run_dir = opts_.state_dir / spec.namespace_ / spec.name;
@@ -188,12 +197,16 @@ void vm_manager::start_impl(vm_spec spec, info_handler h) {
 void vm_manager::stop_impl(std::string name, steady_clock::duration deadline, stop_handler h) {
     auto actor = find(name);
     if (!actor)
-        return detail::run_op<stop_outcome>(ex_, []() -> asio::awaitable<std::pair<error_code, stop_outcome>> {
-            co_return std::pair{make_error_code(errc::not_found), stop_outcome::already_stopped};
-        }(), std::move(h));
+        return detail::run_op<stop_outcome>(
+            ex_,
+            []() -> asio::awaitable<std::pair<error_code, stop_outcome>> {
+                co_return std::pair{make_error_code(errc::not_found), stop_outcome::already_stopped};
+            }(),
+            std::move(h));
     detail::run_op<stop_outcome>(
         actor->strand(),
-        [](std::shared_ptr<detail::vm_actor> a, steady_clock::duration d) -> asio::awaitable<std::pair<error_code, stop_outcome>> {
+        [](std::shared_ptr<detail::vm_actor> a,
+           steady_clock::duration d) -> asio::awaitable<std::pair<error_code, stop_outcome>> {
             co_return std::pair{error_code{}, co_await a->stop(d)};
         }(actor, deadline),
         std::move(h));
@@ -202,9 +215,12 @@ void vm_manager::stop_impl(std::string name, steady_clock::duration deadline, st
 void vm_manager::kill_impl(std::string name, stop_handler h) {
     auto actor = find(name);
     if (!actor)
-        return detail::run_op<stop_outcome>(ex_, []() -> asio::awaitable<std::pair<error_code, stop_outcome>> {
-            co_return std::pair{make_error_code(errc::not_found), stop_outcome::already_stopped};
-        }(), std::move(h));
+        return detail::run_op<stop_outcome>(
+            ex_,
+            []() -> asio::awaitable<std::pair<error_code, stop_outcome>> {
+                co_return std::pair{make_error_code(errc::not_found), stop_outcome::already_stopped};
+            }(),
+            std::move(h));
     detail::run_op<stop_outcome>(
         actor->strand(),
         [](std::shared_ptr<detail::vm_actor> a) -> asio::awaitable<std::pair<error_code, stop_outcome>> {
@@ -216,9 +232,12 @@ void vm_manager::kill_impl(std::string name, stop_handler h) {
 void vm_manager::pause_impl(std::string name, bool pause, state_handler h) {
     auto actor = find(name);
     if (!actor)
-        return detail::run_op<vm_state>(ex_, []() -> asio::awaitable<std::pair<error_code, vm_state>> {
-            co_return std::pair{make_error_code(errc::not_found), vm_state{}};
-        }(), std::move(h));
+        return detail::run_op<vm_state>(
+            ex_,
+            []() -> asio::awaitable<std::pair<error_code, vm_state>> {
+                co_return std::pair{make_error_code(errc::not_found), vm_state{}};
+            }(),
+            std::move(h));
     detail::run_op<vm_state>(
         actor->strand(),
         [](std::shared_ptr<detail::vm_actor> a, bool p) -> asio::awaitable<std::pair<error_code, vm_state>> {
@@ -227,10 +246,12 @@ void vm_manager::pause_impl(std::string name, bool pause, state_handler h) {
         std::move(h));
 }
 
-void vm_manager::wait_ready_impl(std::vector<std::string> names, steady_clock::duration deadline, infos_handler h) {
+void vm_manager::wait_ready_impl(std::vector<std::string> names, steady_clock::duration deadline,
+                                 infos_handler h) {
     // Subscribe before reading the states, so that no change can slip between the two.
-    auto body = [](vm_manager* self, std::vector<std::string> wanted, steady_clock::duration limit,
-                   io::subscription<vm_event> sub) -> asio::awaitable<std::pair<error_code, std::vector<vm_info>>> {
+    auto body =
+        [](vm_manager* self, std::vector<std::string> wanted, steady_clock::duration limit,
+           io::subscription<vm_event> sub) -> asio::awaitable<std::pair<error_code, std::vector<vm_info>>> {
         const auto until = steady_clock::now() + limit;
         for (;;) {
             std::vector<vm_info> infos;
@@ -253,7 +274,8 @@ void vm_manager::wait_ready_impl(std::vector<std::string> names, steady_clock::d
             if (ec) co_return std::pair{ec, std::move(infos)};
         }
     };
-    detail::run_op<std::vector<vm_info>>(ex_, body(this, std::move(names), deadline, subscribe(ex_)), std::move(h));
+    detail::run_op<std::vector<vm_info>>(ex_, body(this, std::move(names), deadline, subscribe(ex_)),
+                                         std::move(h));
 }
 
 void vm_manager::shutdown_impl(steady_clock::duration deadline, count_handler h) {
@@ -271,12 +293,13 @@ void vm_manager::shutdown_impl(steady_clock::duration deadline, count_handler h)
         auto first_error = std::make_shared<error_code>();
         asio::steady_timer done(ex, steady_clock::time_point::max());
         for (auto& a : all) {
-            asio::co_spawn(a->strand(), a->stop(d), [&done, remaining, first_error, ex](std::exception_ptr e, stop_outcome) {
-                asio::post(ex, [&done, remaining, first_error, e] {
-                    if (e && !*first_error) *first_error = detail::exception_to_error(e);
-                    if (--*remaining == 0) done.cancel();
-                });
-            });
+            asio::co_spawn(a->strand(), a->stop(d),
+                           [&done, remaining, first_error, ex](std::exception_ptr e, stop_outcome) {
+                               asio::post(ex, [&done, remaining, first_error, e] {
+                                   if (e && !*first_error) *first_error = detail::exception_to_error(e);
+                                   if (--*remaining == 0) done.cancel();
+                               });
+                           });
         }
         while (*remaining > 0) {
             auto [ec] = co_await done.async_wait(asio::as_tuple(asio::use_awaitable));

@@ -339,7 +339,8 @@ nic_spec read_nic(const field& f) {
     if (auto v = obj.get("kind")) nic.kind = read_enum(*v, all_nic_kinds);
     if (nic.kind == nic_kind::user) {
         if (auto v = obj.get("tap")) fail(v->path, "only tap NICs have a TAP device name");
-        if (auto v = obj.get("fd")) fail(v->path, "file descriptors can only be given from C++ (nic_spec::fd)");
+        if (auto v = obj.get("fd"))
+            fail(v->path, "file descriptors can only be given from C++ (nic_spec::fd)");
         if (auto v = obj.get("isolated")) nic.isolated = read_bool(*v);
         if (auto v = obj.get("mac")) nic.mac = read_mac(*v);
         return nic;

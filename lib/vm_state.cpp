@@ -14,10 +14,14 @@ std::string exit_status::to_string() const {
 
 std::string_view to_string(stop_outcome o) noexcept {
     switch (o) {
-    case stop_outcome::clean: return "clean";
-    case stop_outcome::forced: return "forced";
-    case stop_outcome::crashed: return "crashed";
-    case stop_outcome::already_stopped: return "already_stopped";
+    case stop_outcome::clean:
+        return "clean";
+    case stop_outcome::forced:
+        return "forced";
+    case stop_outcome::crashed:
+        return "crashed";
+    case stop_outcome::already_stopped:
+        return "already_stopped";
     }
     return "unknown";
 }

@@ -28,9 +28,9 @@ namespace vmrt {
 
 /// What a driver is given to launch one VM.
 struct launch_context {
-    boost::asio::any_io_executor executor;     ///< the VM's strand; all instance callbacks run here
-    std::filesystem::path run_dir;             ///< private per-VM directory (sockets, VMM log)
-    std::function<void(std::string)> note;     ///< reports an informational event for this VM
+    boost::asio::any_io_executor executor;  ///< the VM's strand; all instance callbacks run here
+    std::filesystem::path run_dir;          ///< private per-VM directory (sockets, VMM log)
+    std::function<void(std::string)> note;  ///< reports an informational event for this VM
 };
 
 /// One launched VM as its backend sees it. Destroying it releases everything the backend started
@@ -78,7 +78,8 @@ public:
 
     /// Starts the VM described by a spec that passed validate_spec and check_spec. Throws
     /// vmrt::error (errc::vmm_start_failed with diagnostics) after releasing everything it started.
-    virtual boost::asio::awaitable<std::unique_ptr<vm_instance>> launch(const vm_spec& spec, launch_context ctx) = 0;
+    virtual boost::asio::awaitable<std::unique_ptr<vm_instance>> launch(const vm_spec& spec,
+                                                                        launch_context ctx) = 0;
 };
 
 }  // namespace vmrt

@@ -14,12 +14,12 @@ namespace vmrt {
 enum class event_kind { state_changed, note };
 
 struct vm_event {
-    std::uint64_t sequence = 0;                     ///< strictly increasing per manager
+    std::uint64_t sequence = 0;  ///< strictly increasing per manager
     event_kind kind = event_kind::state_changed;
     std::chrono::system_clock::time_point time;
-    std::string vm;                                 ///< VM name
-    vm_state state;                                 ///< the state entered (for a note: the current state)
-    std::string reason;                             ///< why: "VMRS_READY seen on serial", "stop requested", ...
+    std::string vm;      ///< VM name
+    vm_state state;      ///< the state entered (for a note: the current state)
+    std::string reason;  ///< why: "VMRS_READY seen on serial", "stop requested", ...
 };
 
 /// One line of text for an event: "<vm> <state> [<reason>]".

@@ -41,7 +41,7 @@ struct vm_info {
     std::string namespace_;
     std::string backend;
     vm_state state;
-    std::optional<io::process_identity> vmm;   ///< the VMM process, when the backend runs one
+    std::optional<io::process_identity> vmm;  ///< the VMM process, when the backend runs one
     std::filesystem::path serial_log;
     std::filesystem::path run_dir;
     /// After a failed operation (the completion's vm_info): what went wrong, with the spec field
@@ -121,7 +121,8 @@ public:
     template <typename CompletionToken>
     auto async_pause(std::string name, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code, vm_state)>(
-            [this](auto h, std::string n) { pause_impl(std::move(n), true, std::move(h)); }, token, std::move(name));
+            [this](auto h, std::string n) { pause_impl(std::move(n), true, std::move(h)); }, token,
+            std::move(name));
     }
     template <typename CompletionToken>
     auto async_resume(std::string name, CompletionToken&& token) {
@@ -137,7 +138,9 @@ public:
     auto async_wait_ready(std::vector<std::string> names, std::chrono::steady_clock::duration deadline,
                           CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code, std::vector<vm_info>)>(
-            [this](auto h, std::vector<std::string> n, auto d) { wait_ready_impl(std::move(n), d, std::move(h)); },
+            [this](auto h, std::vector<std::string> n, auto d) {
+                wait_ready_impl(std::move(n), d, std::move(h));
+            },
             token, std::move(names), deadline);
     }
 

@@ -41,55 +41,55 @@ struct disk_spec {
 /// A 48-bit Ethernet address.
 struct mac_address {
     std::array<std::uint8_t, 6> octets{};
-    std::string to_string() const;                               ///< "52:54:00:12:34:56"
-    static std::optional<mac_address> parse(std::string_view);   ///< accepts only "xx:xx:xx:xx:xx:xx"
+    std::string to_string() const;                              ///< "52:54:00:12:34:56"
+    static std::optional<mac_address> parse(std::string_view);  ///< accepts only "xx:xx:xx:xx:xx:xx"
     bool is_multicast() const noexcept { return (octets[0] & 1) != 0; }
     friend bool operator==(const mac_address&, const mac_address&) = default;
 };
 
 /// How a NIC is attached on the host side.
 enum class nic_kind {
-    tap,     ///< a TAP device by name (created in the spec's netns if absent)
-    fd_dgram,  ///< an inherited SOCK_DGRAM socket: one Ethernet frame per datagram
-    fd_stream, ///< an inherited SOCK_STREAM socket: frames with a 4-byte big-endian length prefix
-    user,      ///< user-mode NAT inside the VMM (QEMU slirp): guest 10.0.2.15/24, gateway 10.0.2.2
+    tap,        ///< a TAP device by name (created in the spec's netns if absent)
+    fd_dgram,   ///< an inherited SOCK_DGRAM socket: one Ethernet frame per datagram
+    fd_stream,  ///< an inherited SOCK_STREAM socket: frames with a 4-byte big-endian length prefix
+    user,       ///< user-mode NAT inside the VMM (QEMU slirp): guest 10.0.2.15/24, gateway 10.0.2.2
 };
 
 struct nic_spec {
     nic_kind kind = nic_kind::tap;
-    std::string tap_name;             ///< for nic_kind::tap
-    int fd = -1;                      ///< for nic_kind::fd_*; set from C++, never from JSON
-    std::optional<mac_address> mac;   ///< unset: a stable address derived from (VM name, NIC index)
-    bool isolated = false;            ///< nic_kind::user: no traffic leaves the VMM (no NAT to the host)
+    std::string tap_name;            ///< for nic_kind::tap
+    int fd = -1;                     ///< for nic_kind::fd_*; set from C++, never from JSON
+    std::optional<mac_address> mac;  ///< unset: a stable address derived from (VM name, NIC index)
+    bool isolated = false;           ///< nic_kind::user: no traffic leaves the VMM (no NAT to the host)
 };
 
 struct shared_dir_spec {
     std::filesystem::path host_path;
-    std::string tag;                  ///< virtiofs tag: [A-Za-z0-9][A-Za-z0-9._-]{0,35}
+    std::string tag;  ///< virtiofs tag: [A-Za-z0-9][A-Za-z0-9._-]{0,35}
     bool read_only = false;
 };
 
 struct vsock_spec {
-    std::uint32_t cid = 3;            ///< guest context id, >= 3
-    std::filesystem::path socket;     ///< host-side Unix socket (hybrid vsock); <= 107 bytes
+    std::uint32_t cid = 3;         ///< guest context id, >= 3
+    std::filesystem::path socket;  ///< host-side Unix socket (hybrid vsock); <= 107 bytes
 };
 
 struct balloon_spec {
-    std::uint64_t initial_mib = 0;    ///< memory taken from the guest at boot
+    std::uint64_t initial_mib = 0;  ///< memory taken from the guest at boot
     bool deflate_on_oom = true;
     bool free_page_reporting = false;
 };
 
 struct vm_spec {
-    std::string name;                 ///< [A-Za-z0-9][A-Za-z0-9._-]{0,127}
+    std::string name;  ///< [A-Za-z0-9][A-Za-z0-9._-]{0,127}
     std::string namespace_ = "default";
     backend_kind backend = backend_kind::automatic;
 
     boot_mode boot = boot_mode::direct;
-    std::filesystem::path kernel;                       ///< required for direct boot
+    std::filesystem::path kernel;  ///< required for direct boot
     std::optional<std::filesystem::path> initramfs;
-    std::optional<std::string> cmdline;                 ///< unset: the backend's default
-    std::optional<std::filesystem::path> firmware;      ///< UEFI firmware (uefi boot)
+    std::optional<std::string> cmdline;             ///< unset: the backend's default
+    std::optional<std::filesystem::path> firmware;  ///< UEFI firmware (uefi boot)
     std::optional<std::filesystem::path> efi_variable_store;
 
     std::uint32_t cpus = 1;
@@ -98,21 +98,21 @@ struct vm_spec {
 
     std::optional<disk_spec> root_disk;
     std::vector<disk_spec> data_disks;
-    std::optional<std::filesystem::path> seed_iso;      ///< attached read-only
+    std::optional<std::filesystem::path> seed_iso;  ///< attached read-only
 
     std::vector<nic_spec> networks;
     std::vector<shared_dir_spec> shared_dirs;
     std::optional<vsock_spec> vsock;
 
-    std::filesystem::path serial_log;                   ///< guest console; readiness is parsed from it
-    std::optional<std::string> netns;                   ///< Linux network namespace for the VMM
+    std::filesystem::path serial_log;  ///< guest console; readiness is parsed from it
+    std::optional<std::string> netns;  ///< Linux network namespace for the VMM
     std::optional<std::vector<std::uint8_t>> machine_id;
     bool rosetta = false;
 };
 
 /// A rejected spec: the key at fault and why.
 struct spec_error {
-    std::string field;    ///< JSON-path-like key: "name", "disks[1].path", "networks[0].mac"
+    std::string field;  ///< JSON-path-like key: "name", "disks[1].path", "networks[0].mac"
     std::string message;
 };
 

@@ -46,8 +46,8 @@ struct failed {
 };
 }  // namespace state
 
-using vm_state = std::variant<state::starting, state::running, state::ready, state::paused,
-                              state::stopping, state::stopped, state::failed>;
+using vm_state = std::variant<state::starting, state::running, state::ready, state::paused, state::stopping,
+                              state::stopped, state::failed>;
 
 std::string_view state_name(const vm_state&) noexcept;  ///< "starting", "ready", "failed", ...
 std::string to_string(const vm_state&);                 ///< "ready (10.0.0.2)", "failed: ..."

@@ -4,12 +4,12 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
-
-#include <unistd.h>
 
 namespace vmrt::hv {
 namespace {
@@ -21,18 +21,22 @@ bool is_stopped(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
     std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     auto close = stat.rfind(')');
-    return close != std::string::npos && close + 2 < stat.size() && (stat[close + 2] == 'T' || stat[close + 2] == 't');
+    return close != std::string::npos && close + 2 < stat.size() &&
+           (stat[close + 2] == 'T' || stat[close + 2] == 't');
 }
 
 class fake_instance final : public vm_instance {
 public:
     fake_instance(io::process p, std::filesystem::path log) : proc_(std::move(p)), log_(std::move(log)) {}
 
-    asio::awaitable<exit_status> wait_exit() override { co_return co_await proc_.async_wait(asio::use_awaitable); }
+    asio::awaitable<exit_status> wait_exit() override {
+        co_return co_await proc_.async_wait(asio::use_awaitable);
+    }
 
     // SIGUSR1 stands for the ACPI power button: the fake guest then "shuts down" and exits 0.
     asio::awaitable<void> request_powerdown() override {
-        if (auto ec = proc_.signal(SIGUSR1)) throw error(ec, {.message = "power button (SIGUSR1) not delivered"});
+        if (auto ec = proc_.signal(SIGUSR1))
+            throw error(ec, {.message = "power button (SIGUSR1) not delivered"});
         co_return;
     }
 
@@ -111,8 +115,11 @@ public:
         opts.program = program_;
         opts.log_file = ctx.run_dir / "vmm.log";
         auto& a = opts.args;
-        a = {"--name", s.name, "--serial", s.serial_log.string(), "--kernel", s.kernel.string(), "--cpus",
-             std::to_string(s.cpus), "--memory-mib", std::to_string(s.memory_mib)};
+        a = {"--name",       s.name,
+             "--serial",     s.serial_log.string(),
+             "--kernel",     s.kernel.string(),
+             "--cpus",       std::to_string(s.cpus),
+             "--memory-mib", std::to_string(s.memory_mib)};
         if (s.initramfs) a.insert(a.end(), {"--initramfs", s.initramfs->string()});
         if (s.cmdline) a.insert(a.end(), {"--cmdline", *s.cmdline});
         auto add_disk = [&](const disk_spec& d) {
@@ -127,7 +134,8 @@ public:
         if (ec)
             throw error(make_error_code(errc::vmm_start_failed),
                         {.message = "cannot start " + program_.string() + ": " + ec.message()});
-        ctx.note("fake VMM " + program_.filename().string() + " started as pid " + std::to_string(proc.pid()));
+        ctx.note("fake VMM " + program_.filename().string() + " started as pid " +
+                 std::to_string(proc.pid()));
         co_return std::make_unique<fake_instance>(std::move(proc), *opts.log_file);
     }
 
@@ -156,7 +164,8 @@ std::optional<std::filesystem::path> find_fake_guest_program() {
     if (const char* path = std::getenv("PATH")) {
         std::stringstream dirs(path);
         for (std::string d; std::getline(dirs, d, ':');)
-            if (!d.empty() && is_executable(std::filesystem::path(d) / program)) return std::filesystem::path(d) / program;
+            if (!d.empty() && is_executable(std::filesystem::path(d) / program))
+                return std::filesystem::path(d) / program;
     }
     return std::nullopt;
 }

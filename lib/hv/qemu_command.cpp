@@ -12,11 +12,16 @@ std::string esc(const std::filesystem::path& p) { return qemu_option_value(p.str
 
 std::string cache_option(disk_cache c) {
     switch (c) {
-    case disk_cache::automatic: return {};
-    case disk_cache::none: return ",cache=none";
-    case disk_cache::writeback: return ",cache=writeback";
-    case disk_cache::writethrough: return ",cache=writethrough";
-    case disk_cache::unsafe: return ",cache=unsafe";
+    case disk_cache::automatic:
+        return {};
+    case disk_cache::none:
+        return ",cache=none";
+    case disk_cache::writeback:
+        return ",cache=writeback";
+    case disk_cache::writethrough:
+        return ",cache=writethrough";
+    case disk_cache::unsafe:
+        return ",cache=unsafe";
     }
     return {};
 }
@@ -66,8 +71,11 @@ std::string choose_accelerator(const std::filesystem::path& dev_kvm, const std::
     return "tcg";
 }
 
-boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(const vm_spec& s, const qemu_runtime& rt) {
-    auto refuse = [](std::string field, std::string why) { return spec_error{std::move(field), std::move(why)}; };
+boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(const vm_spec& s,
+                                                                            const qemu_runtime& rt) {
+    auto refuse = [](std::string field, std::string why) {
+        return spec_error{std::move(field), std::move(why)};
+    };
     std::vector<std::string> a;
     try {
         add(a, {"-name", "guest=" + qemu_option_value(s.name) + ",debug-threads=on"});
@@ -78,8 +86,9 @@ boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(cons
         add(a, {"-m", std::to_string(s.memory_mib) + "M"});
         if (!s.shared_dirs.empty()) {
             // vhost-user-fs needs guest RAM that the virtiofsd sidecar can map: shared memfd.
-            add(a, {"-object", "memory-backend-memfd,id=mem,size=" + std::to_string(s.memory_mib) + "M,share=on",
-                    "-numa", "node,memdev=mem"});
+            add(a,
+                {"-object", "memory-backend-memfd,id=mem,size=" + std::to_string(s.memory_mib) + "M,share=on",
+                 "-numa", "node,memdev=mem"});
         }
 
         if (s.boot == boot_mode::uefi) {
@@ -99,9 +108,11 @@ boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(cons
         }
 
         // Console: append, because the manager creates the file and is already following it.
-        add(a, {"-chardev", "file,id=serial0,append=on,path=" + esc(s.serial_log), "-serial", "chardev:serial0"});
+        add(a, {"-chardev", "file,id=serial0,append=on,path=" + esc(s.serial_log), "-serial",
+                "chardev:serial0"});
         if (rt.qmp_fd < 0) return refuse("", "internal: no QMP socket");
-        add(a, {"-chardev", "socket,id=qmp,fd=" + std::to_string(rt.qmp_fd), "-mon", "chardev=qmp,mode=control"});
+        add(a, {"-chardev", "socket,id=qmp,fd=" + std::to_string(rt.qmp_fd), "-mon",
+                "chardev=qmp,mode=control"});
 
         int disk = 0;
         if (s.root_disk) add_disk(a, *s.root_disk, "disk" + std::to_string(disk++));
@@ -141,7 +152,8 @@ boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(cons
         }
 
         for (std::size_t i = 0; i < s.shared_dirs.size(); ++i) {
-            if (i >= rt.virtiofs_sockets.size()) return refuse("shared_dirs", "internal: no virtiofsd socket");
+            if (i >= rt.virtiofs_sockets.size())
+                return refuse("shared_dirs", "internal: no virtiofsd socket");
             const std::string id = "fs" + std::to_string(i);
             add(a, {"-chardev", "socket,id=" + id + ",path=" + esc(rt.virtiofs_sockets[i]), "-device",
                     "vhost-user-fs-pci,chardev=" + id + ",tag=" + qemu_option_value(s.shared_dirs[i].tag)});
@@ -149,8 +161,8 @@ boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(cons
 
         if (s.balloon)
             add(a, {"-device", std::string("virtio-balloon-pci,id=balloon0,deflate-on-oom=") +
-                                   (s.balloon->deflate_on_oom ? "on" : "off") +
-                                   ",free-page-reporting=" + (s.balloon->free_page_reporting ? "on" : "off")});
+                                   (s.balloon->deflate_on_oom ? "on" : "off") + ",free-page-reporting=" +
+                                   (s.balloon->free_page_reporting ? "on" : "off")});
         // Entropy for the guest's early boot (key generation, ASLR seeds): always present.
         add(a, {"-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0"});
 

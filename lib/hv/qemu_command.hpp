@@ -21,16 +21,16 @@ namespace vmrt::hv {
 
 /// Everything the command line needs that is not in the spec.
 struct qemu_runtime {
-    std::string accelerator = "tcg";                 ///< "tcg" or "kvm"
-    int qmp_fd = -1;                                 ///< child's end of the QMP socketpair
-    std::vector<int> nic_fds;                        ///< per spec.networks entry: inherited fd or -1
+    std::string accelerator = "tcg";                      ///< "tcg" or "kvm"
+    int qmp_fd = -1;                                      ///< child's end of the QMP socketpair
+    std::vector<int> nic_fds;                             ///< per spec.networks entry: inherited fd or -1
     std::vector<std::filesystem::path> virtiofs_sockets;  ///< per spec.shared_dirs entry
     int incoming_fd = -1;  ///< restore: inherited fd of a saved migration stream (QEMU 7.2 has no file: URI)
 };
 
 /// argv[1..] for qemu-system-x86_64, or the spec field that cannot be expressed.
 boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(const vm_spec& spec,
-                                                                           const qemu_runtime& rt);
+                                                                            const qemu_runtime& rt);
 
 /// The kernel command line used when the spec sets none: serial console, reboot on panic (so a
 /// crash ends the VM instead of hanging it), and `no_timer_check` under TCG, whose slow timer

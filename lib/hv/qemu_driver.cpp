@@ -13,13 +13,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <cstdlib>
-#include <cstring>
-#include <sstream>
-
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
 
 namespace vmrt::hv {
 namespace {
@@ -53,7 +53,8 @@ private:
 };
 
 [[noreturn]] void fail(std::string message, std::string vmm_output = {}) {
-    throw error(make_error_code(errc::vmm_start_failed), {.message = std::move(message), .vmm_stderr_tail = std::move(vmm_output)});
+    throw error(make_error_code(errc::vmm_start_failed),
+                {.message = std::move(message), .vmm_stderr_tail = std::move(vmm_output)});
 }
 
 error_code last_error() { return {errno, boost::system::system_category()}; }
@@ -75,8 +76,10 @@ unique_fd listen_unix(const std::filesystem::path& path) {
 
 class qemu_instance final : public vm_instance {
 public:
-    qemu_instance(io::process proc, qmp::client qmp, std::vector<io::process> sidecars, std::filesystem::path log)
-        : proc_(std::move(proc)), qmp_(std::move(qmp)), sidecars_(std::move(sidecars)), log_(std::move(log)) {}
+    qemu_instance(io::process proc, qmp::client qmp, std::vector<io::process> sidecars,
+                  std::filesystem::path log)
+        : proc_(std::move(proc)), qmp_(std::move(qmp)), sidecars_(std::move(sidecars)), log_(std::move(log)) {
+    }
 
     ~qemu_instance() override {
         qmp_.close();
@@ -122,7 +125,8 @@ private:
 
 // Turns QMP events into manager notes (the state machine itself follows the process and the
 // console; these say *why*: a guest reset, a shutdown request, a pause from elsewhere).
-asio::awaitable<void> forward_events(io::subscription<qmp::event> events, std::function<void(std::string)> note) {
+asio::awaitable<void> forward_events(io::subscription<qmp::event> events,
+                                     std::function<void(std::string)> note) {
     for (;;) {
         auto [ec, ev] = co_await events.async_next(asio::as_tuple(asio::use_awaitable));
         if (ec) co_return;
@@ -140,14 +144,16 @@ public:
             .allow(operation::kill)
             .allow(operation::pause)
             .allow(operation::resume)
-            .deny(operation::vsock_connect, "no vhost-vsock on this host kernel; use a virtio-serial channel");
+            .deny(operation::vsock_connect,
+                  "no vhost-vsock on this host kernel; use a virtio-serial channel");
     }
 
     std::string_view name() const noexcept override { return "qemu"; }
     const capability_set& capabilities() const noexcept override { return caps_; }
 
     std::optional<spec_error> check_spec(const vm_spec& s) const override {
-        if (s.rosetta) return spec_error{"rosetta", "Rosetta exists only on Apple silicon (apple-vz backend)"};
+        if (s.rosetta)
+            return spec_error{"rosetta", "Rosetta exists only on Apple silicon (apple-vz backend)"};
         if (s.vsock && !std::filesystem::exists("/dev/vhost-vsock"))
             return spec_error{"vsock", "QEMU needs /dev/vhost-vsock for vsock, and this host has none"};
         for (std::size_t i = 0; i < s.shared_dirs.size(); ++i)
@@ -175,7 +181,8 @@ public:
         if (!qemu) fail("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)");
         const std::string accel = opts_.accelerator.empty() ? choose_accelerator() : opts_.accelerator;
         ctx.note("accelerator " + accel +
-                 (accel == "tcg" ? " (no vmx/svm on this CPU: /dev/kvm, if present, cannot run stock guests)" : ""));
+                 (accel == "tcg" ? " (no vmx/svm on this CPU: /dev/kvm, if present, cannot run stock guests)"
+                                 : ""));
 
         qemu_runtime rt;
         rt.accelerator = accel;
@@ -184,7 +191,8 @@ public:
 
         // QMP over a socketpair: nothing to connect to, no socket file, no start-up race.
         int pair[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) fail("socketpair: " + last_error().message());
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+            fail("socketpair: " + last_error().message());
         unique_fd ours(pair[0]), theirs(pair[1]);
         rt.qmp_fd = theirs.get();
         popts.inherited_fds.push_back(theirs.get());
@@ -199,8 +207,8 @@ public:
             auto listener = listen_unix(sock);
             io::process_options v;
             v.program = opts_.virtiofsd_binary;
-            v.args = {"--fd=" + std::to_string(listener.get()), "-o", "source=" + s.shared_dirs[i].host_path.string(),
-                      "-o", "cache=auto"};
+            v.args = {"--fd=" + std::to_string(listener.get()), "-o",
+                      "source=" + s.shared_dirs[i].host_path.string(), "-o", "cache=auto"};
             v.inherited_fds = {listener.get()};
             v.log_file = ctx.run_dir / ("virtiofsd-" + std::to_string(i) + ".log");
             error_code ec;
@@ -211,7 +219,9 @@ public:
         }
 
         auto args = build_qemu_args(s, rt);
-        if (!args) throw error(make_error_code(errc::invalid_spec), {.message = args.error().message, .field = args.error().field});
+        if (!args)
+            throw error(make_error_code(errc::invalid_spec),
+                        {.message = args.error().message, .field = args.error().field});
         if (s.netns) {
             popts.program = "ip";
             popts.args = {"netns", "exec", *s.netns, qemu->string()};
@@ -233,7 +243,8 @@ public:
         theirs.reset();  // QEMU has its copy; ours would keep the connection open after QEMU dies
         ctx.note("QEMU started as pid " + std::to_string(proc.pid()));
 
-        qmp::client qmp(qmp::client::socket_type(ctx.executor, asio::local::stream_protocol(), ours.release()));
+        qmp::client qmp(
+            qmp::client::socket_type(ctx.executor, asio::local::stream_protocol(), ours.release()));
         forward_events_of(qmp, ctx);
 
         // QEMU is up when its QMP handshake completes; if it exits first (a bad option), report
@@ -256,7 +267,8 @@ public:
             proc.kill_and_reap();
             fail(failure, io::read_file_tail(*popts.log_file, 2048));
         }
-        co_return std::make_unique<qemu_instance>(std::move(proc), std::move(qmp), std::move(sidecars), *popts.log_file);
+        co_return std::make_unique<qemu_instance>(std::move(proc), std::move(qmp), std::move(sidecars),
+                                                  *popts.log_file);
     }
 
 private:
@@ -283,10 +295,13 @@ std::optional<std::filesystem::path> find_qemu() {
             if (!d.empty() && is_executable(std::filesystem::path(d) / "qemu-system-x86_64"))
                 return std::filesystem::path(d) / "qemu-system-x86_64";
     }
-    if (is_executable("/usr/bin/qemu-system-x86_64")) return std::filesystem::path("/usr/bin/qemu-system-x86_64");
+    if (is_executable("/usr/bin/qemu-system-x86_64"))
+        return std::filesystem::path("/usr/bin/qemu-system-x86_64");
     return std::nullopt;
 }
 
-std::shared_ptr<driver> make_qemu_driver(qemu_options opts) { return std::make_shared<qemu_driver>(std::move(opts)); }
+std::shared_ptr<driver> make_qemu_driver(qemu_options opts) {
+    return std::make_shared<qemu_driver>(std::move(opts));
+}
 
 }  // namespace vmrt::hv

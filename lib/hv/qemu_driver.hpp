@@ -14,9 +14,9 @@
 namespace vmrt::hv {
 
 struct qemu_options {
-    std::filesystem::path qemu_binary;                       ///< empty: qemu-system-x86_64 from PATH
+    std::filesystem::path qemu_binary;  ///< empty: qemu-system-x86_64 from PATH
     std::filesystem::path virtiofsd_binary = "/usr/lib/qemu/virtiofsd";
-    std::string accelerator;                                 ///< empty: choose_accelerator()
+    std::string accelerator;  ///< empty: choose_accelerator()
     std::chrono::steady_clock::duration startup_timeout = std::chrono::seconds(20);  ///< spawn → QMP ready
 };
 

@@ -26,33 +26,38 @@ struct fixture {
     fixture() { vmrt::test::write_file(dir / "vmlinuz", "fake kernel"); }
 
     void write_spec(const std::string& file, const std::string& name, const std::string& cmdline) {
-        vmrt::test::write_file(dir / file, R"({"name": ")" + name + R"(", "backend": "fake", "kernel": "vmlinuz",
-            "cmdline": ")" + cmdline + R"(", "serial_log": ")" + name + R"(.log"})");
+        vmrt::test::write_file(dir / file, R"({"name": ")" + name +
+                                               R"(", "backend": "fake", "kernel": "vmlinuz",
+            "cmdline": ")" + cmdline + R"(", "serial_log": ")" +
+                                               name + R"(.log"})");
     }
 
     // Runs vmrt with `args`; if `interrupt_after` is set, sends SIGINT that long after the start
     // (and again after `second_interrupt_after`, if set).
-    cli_result run(std::vector<std::string> args, std::optional<std::chrono::milliseconds> interrupt_after = {},
+    cli_result run(std::vector<std::string> args,
+                   std::optional<std::chrono::milliseconds> interrupt_after = {},
                    std::optional<std::chrono::milliseconds> second_interrupt_after = {}) {
         cli_result r;
-        vmrt::test::run_coro([&]() -> asio::awaitable<void> {
-            auto ex = co_await asio::this_coro::executor;
-            vmrt::io::process_options o;
-            o.program = vmrt::test::helper_program("VMRT_CLI");
-            o.args = std::move(args);
-            o.log_file = dir / "cli.out";
-            o.env_overrides = {{"VMRT_STATE_DIR", (dir / "state").string()}};
-            auto p = vmrt::io::process::spawn(ex, o);
-            asio::steady_timer t(ex);
-            for (auto delay : {interrupt_after, second_interrupt_after}) {
-                if (!delay) continue;
-                t.expires_after(*delay);
-                co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-                p.signal(SIGINT);
-            }
-            auto [ec, status] = co_await p.async_wait(asio::as_tuple(asio::use_awaitable));
-            r.status = status;
-        }, 30s);
+        vmrt::test::run_coro(
+            [&]() -> asio::awaitable<void> {
+                auto ex = co_await asio::this_coro::executor;
+                vmrt::io::process_options o;
+                o.program = vmrt::test::helper_program("VMRT_CLI");
+                o.args = std::move(args);
+                o.log_file = dir / "cli.out";
+                o.env_overrides = {{"VMRT_STATE_DIR", (dir / "state").string()}};
+                auto p = vmrt::io::process::spawn(ex, o);
+                asio::steady_timer t(ex);
+                for (auto delay : {interrupt_after, second_interrupt_after}) {
+                    if (!delay) continue;
+                    t.expires_after(*delay);
+                    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+                    p.signal(SIGINT);
+                }
+                auto [ec, status] = co_await p.async_wait(asio::as_tuple(asio::use_awaitable));
+                r.status = status;
+            },
+            30s);
         r.output = vmrt::test::read_file(dir / "cli.out");
         return r;
     }
@@ -80,10 +85,12 @@ BOOST_AUTO_TEST_CASE(validate_accepts_a_good_spec_and_names_bad_fields) {
     BOOST_TEST(ok.status.code == 0, ok.output);
     BOOST_TEST(ok.output.find("ok: vm1 (backend fake)") != std::string::npos, ok.output);
 
-    vmrt::test::write_file(dir / "bad.json", R"({"name": "-bad", "backend": "fake", "kernel": "nope", "cpus": 0})");
+    vmrt::test::write_file(dir / "bad.json",
+                           R"({"name": "-bad", "backend": "fake", "kernel": "nope", "cpus": 0})");
     auto bad = run({"validate", (dir / "bad.json").string()});
     BOOST_TEST(bad.status.code == 3);
-    for (auto field : {"name", "kernel", "cpus"}) BOOST_TEST(bad.output.find(std::string(field) + ":") != std::string::npos, bad.output);
+    for (auto field : {"name", "kernel", "cpus"})
+        BOOST_TEST(bad.output.find(std::string(field) + ":") != std::string::npos, bad.output);
 
     vmrt::test::write_file(dir / "refused.json",
                            R"({"name": "vm2", "backend": "fake", "kernel": "vmlinuz", "rosetta": true})");
@@ -96,7 +103,8 @@ BOOST_AUTO_TEST_CASE(run_prints_events_until_stopped) {
     write_spec("vm.json", "vm1", "vmrs.ip=10.0.0.5");
     auto r = run({"run", "--stop-when-ready", (dir / "vm.json").string()});
     BOOST_TEST(r.status.code == 0, r.output);
-    for (auto word : {"vm1 starting", "vm1 running", "vm1 ready (10.0.0.5)", "vm1 stopping", "vm1 stopped (clean"})
+    for (auto word :
+         {"vm1 starting", "vm1 running", "vm1 ready (10.0.0.5)", "vm1 stopping", "vm1 stopped (clean"})
         BOOST_TEST(r.output.find(word) != std::string::npos, word << " missing in:\n" << r.output);
 }
 
@@ -116,7 +124,8 @@ BOOST_AUTO_TEST_CASE(run_reports_a_crash_with_exit_code_1) {
 }
 
 BOOST_AUTO_TEST_CASE(run_refuses_an_invalid_spec_with_exit_code_3) {
-    vmrt::test::write_file(dir / "vm.json", R"({"name": "vm1", "backend": "fake", "kernel": "vmlinuz", "colour": 1})");
+    vmrt::test::write_file(dir / "vm.json",
+                           R"({"name": "vm1", "backend": "fake", "kernel": "vmlinuz", "colour": 1})");
     auto r = run({"run", (dir / "vm.json").string()});
     BOOST_TEST(r.status.code == 3, r.output);
     BOOST_TEST(r.output.find("colour") != std::string::npos, r.output);

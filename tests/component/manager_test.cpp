@@ -53,8 +53,8 @@ struct fixture {
     }
 
     // Collects `n` state-change events of one VM (or until it is terminal).
-    static asio::awaitable<std::vector<vmrt::vm_event>> events_until_terminal(vmrt::io::subscription<vmrt::vm_event>& sub,
-                                                                             const std::string& vm) {
+    static asio::awaitable<std::vector<vmrt::vm_event>>
+    events_until_terminal(vmrt::io::subscription<vmrt::vm_event>& sub, const std::string& vm) {
         std::vector<vmrt::vm_event> out;
         for (;;) {
             auto [ec, ev] = co_await sub.async_next(tuple_awaitable);
@@ -97,7 +97,8 @@ BOOST_AUTO_TEST_CASE(start_reaches_running) {
 BOOST_AUTO_TEST_CASE(ready_event_from_serial_line) {
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         auto sub = manager->subscribe();
-        auto [ec, info] = co_await manager->async_start(spec("vm1", "vmrs.ip=10.0.0.7/24 fake.split_ready"), tuple_awaitable);
+        auto [ec, info] = co_await manager->async_start(spec("vm1", "vmrs.ip=10.0.0.7/24 fake.split_ready"),
+                                                        tuple_awaitable);
         BOOST_TEST_REQUIRE(!ec);
         auto [wec, infos] = co_await manager->async_wait_ready(vms("vm1"), 10s, tuple_awaitable);
         BOOST_TEST_REQUIRE(!wec, wec.message());
@@ -243,7 +244,8 @@ BOOST_AUTO_TEST_CASE(nonzero_exit_becomes_failed_with_status) {
 BOOST_AUTO_TEST_CASE(guest_reboot_clears_readiness) {
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         auto sub = manager->subscribe();
-        co_await manager->async_start(spec("vm1", "vmrs.ip=10.0.0.9 fake.boot_ms=10 fake.reboot_ms=300"), tuple_awaitable);
+        co_await manager->async_start(spec("vm1", "vmrs.ip=10.0.0.9 fake.boot_ms=10 fake.reboot_ms=300"),
+                                      tuple_awaitable);
         std::vector<std::string> seen;
         while (seen.size() < 5) {
             auto [ec, ev] = co_await sub.async_next(tuple_awaitable);
@@ -369,7 +371,8 @@ BOOST_AUTO_TEST_CASE(events_are_ordered) {
         while (auto ev = sub.try_next()) {
             BOOST_TEST(ev->sequence > last);
             last = ev->sequence;
-            if (ev->kind == vmrt::event_kind::state_changed) per_vm[ev->vm].emplace_back(vmrt::state_name(ev->state));
+            if (ev->kind == vmrt::event_kind::state_changed)
+                per_vm[ev->vm].emplace_back(vmrt::state_name(ev->state));
         }
         for (const auto& n : vms("a", "b", "c"))
             BOOST_TEST(per_vm[n] == vms("starting", "running", "ready", "stopping", "stopped"),
@@ -414,7 +417,8 @@ BOOST_AUTO_TEST_CASE(hundred_concurrent_starts) {
             co_await all_started.async_wait(tuple_awaitable);
             BOOST_TEST(started == 100);
             auto [ec, infos] = co_await manager->async_wait_ready(names, 60s, tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, ec.message() << ": " << (infos.empty() ? "" : vmrt::to_string(infos[0].state)));
+            BOOST_TEST_REQUIRE(!ec, ec.message()
+                                        << ": " << (infos.empty() ? "" : vmrt::to_string(infos[0].state)));
             BOOST_TEST(infos.size() == 100u);
             auto [sec, count] = co_await manager->async_shutdown(10s, tuple_awaitable);
             BOOST_TEST(!sec);
@@ -438,7 +442,8 @@ BOOST_AUTO_TEST_CASE(wait_ready_times_out) {
 BOOST_AUTO_TEST_CASE(destroying_the_manager_kills_its_vms) {
     pid_t pid = 0;
     run_coro(ctx, [&]() -> asio::awaitable<void> {
-        auto [ec, info] = co_await manager->async_start(spec("vm1", "fake.ignore_term fake.ignore_powerdown"), tuple_awaitable);
+        auto [ec, info] = co_await manager->async_start(spec("vm1", "fake.ignore_term fake.ignore_powerdown"),
+                                                        tuple_awaitable);
         BOOST_TEST_REQUIRE(!ec);
         pid = info.vmm->pid;
     });

@@ -23,6 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (all != split) std::abort();
     if (whole.ready_ip() != pieces.ready_ip()) std::abort();
     for (auto& e : all)
-        if (e.what == vmrt::io::serial_event::kind::ready && !vmrt::io::parse_ready_line(e.line)) std::abort();
+        if (e.what == vmrt::io::serial_event::kind::ready && !vmrt::io::parse_ready_line(e.line))
+            std::abort();
     return 0;
 }

@@ -30,7 +30,9 @@ void run_one(const std::string& input) {
 }
 
 std::string mutate(std::string s, const std::vector<std::string>& corpus, std::mt19937_64& rng) {
-    auto pick = [&](std::size_t n) { return n == 0 ? 0 : static_cast<std::size_t>(rng() % n); };
+    auto pick = [&](std::size_t n) {
+        return n == 0 ? 0 : static_cast<std::size_t>(rng() % n);
+    };
     static const char interesting[] = "\0\n\r\"\\{}[]:,-0123456789.eE+ \xff\x80/=VMRS_READY";
     const int edits = 1 + static_cast<int>(rng() % 8);
     for (int e = 0; e < edits; ++e) {
@@ -39,7 +41,8 @@ std::string mutate(std::string s, const std::vector<std::string>& corpus, std::m
             if (!s.empty()) s[pick(s.size())] ^= static_cast<char>(1u << (rng() % 8));
             break;
         case 1:  // insert an interesting byte
-            s.insert(s.begin() + static_cast<std::ptrdiff_t>(pick(s.size() + 1)), interesting[pick(sizeof interesting - 1)]);
+            s.insert(s.begin() + static_cast<std::ptrdiff_t>(pick(s.size() + 1)),
+                     interesting[pick(sizeof interesting - 1)]);
             break;
         case 2:  // delete a range
             if (!s.empty()) {
@@ -77,12 +80,15 @@ int main(int argc, char** argv) {
     std::vector<std::string> corpus;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--iterations" && i + 1 < argc) iterations = std::atol(argv[++i]);
-        else if (a == "--seed" && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+        if (a == "--iterations" && i + 1 < argc)
+            iterations = std::atol(argv[++i]);
+        else if (a == "--seed" && i + 1 < argc)
+            seed = std::strtoull(argv[++i], nullptr, 10);
         else if (std::filesystem::is_directory(a)) {
             for (auto& e : std::filesystem::directory_iterator(a))
                 if (e.is_regular_file()) corpus.push_back(read_all(e.path()));
-        } else corpus.push_back(read_all(a));
+        } else
+            corpus.push_back(read_all(a));
     }
     if (corpus.empty()) corpus.emplace_back();
     for (auto& c : corpus) run_one(c);

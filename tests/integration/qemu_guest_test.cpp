@@ -61,7 +61,9 @@ struct fixture {
         return s;
     }
 
-    std::string console(const std::string& vm) { return vmrt::test::read_file(manager->info(vm)->serial_log); }
+    std::string console(const std::string& vm) {
+        return vmrt::test::read_file(manager->info(vm)->serial_log);
+    }
 
     static bool gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
@@ -82,7 +84,8 @@ BOOST_AUTO_TEST_CASE(boot_reaches_ready_with_its_ip_and_stops_clean) {
             auto s = spec("guest1", "vmrs.ip=10.0.2.15/24 vmrs.gw=10.0.2.2");
             s.networks.push_back({.kind = vmrt::nic_kind::user, .isolated = true});
             auto [ec, info] = co_await manager->async_start(s, tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, ec.message() << ": " << info.diag.message << " " << info.diag.vmm_stderr_tail);
+            BOOST_TEST_REQUIRE(!ec, ec.message()
+                                        << ": " << info.diag.message << " " << info.diag.vmm_stderr_tail);
             auto [rec, infos] = co_await manager->async_wait_ready(vms("guest1"), 60s, tuple_awaitable);
             BOOST_TEST_REQUIRE(!rec, rec.message() << "\n" << console("guest1"));
             auto* ready = std::get_if<vmrt::state::ready>(&infos.at(0).state);
@@ -129,7 +132,8 @@ BOOST_AUTO_TEST_CASE(kill_is_forced_and_an_outside_kill_is_failed) {
                 BOOST_TEST(failed->status->signal == SIGKILL);
                 auto took = std::chrono::steady_clock::now() - killed_at;
                 BOOST_TEST_MESSAGE("outside kill -> Failed event: "
-                                   << std::chrono::duration_cast<std::chrono::microseconds>(took).count() << " us");
+                                   << std::chrono::duration_cast<std::chrono::microseconds>(took).count()
+                                   << " us");
                 break;
             }
         },
@@ -171,7 +175,8 @@ BOOST_AUTO_TEST_CASE(a_qemu_that_exits_at_once_is_a_clear_start_error) {
             manager->set_driver(vmrt::backend_kind::qemu, vmrt::hv::make_qemu_driver(bad));
             auto [ec, info] = co_await manager->async_start(spec("broken"), tuple_awaitable);
             BOOST_TEST((ec == vmrt::errc::vmm_start_failed), ec.message());
-            BOOST_TEST(info.diag.message.find("QEMU exited during start-up") != std::string::npos, info.diag.message);
+            BOOST_TEST(info.diag.message.find("QEMU exited during start-up") != std::string::npos,
+                       info.diag.message);
             BOOST_TEST(info.diag.vmm_stderr_tail.find("no-such-accelerator") != std::string::npos,
                        info.diag.vmm_stderr_tail);
             BOOST_TEST(std::holds_alternative<vmrt::state::failed>(*manager->state("broken")));

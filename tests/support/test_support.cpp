@@ -2,13 +2,13 @@
 
 #include <boost/asio/detached.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace vmrt::test {
 
@@ -76,7 +76,8 @@ void append_file(const std::filesystem::path& file, const std::string& contents)
     if (fd < 0) throw std::runtime_error("cannot open " + file.string());
     auto n = ::write(fd, contents.data(), contents.size());
     ::close(fd);
-    if (n != static_cast<ssize_t>(contents.size())) throw std::runtime_error("short write to " + file.string());
+    if (n != static_cast<ssize_t>(contents.size()))
+        throw std::runtime_error("short write to " + file.string());
 }
 
 std::string read_file(const std::filesystem::path& file) {

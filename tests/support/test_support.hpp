@@ -25,7 +25,8 @@ void run_coro(boost::asio::io_context& ctx, std::function<boost::asio::awaitable
               std::chrono::steady_clock::duration limit = 20s);
 
 /// Same, on a private io_context.
-void run_coro(std::function<boost::asio::awaitable<void>()> make, std::chrono::steady_clock::duration limit = 20s);
+void run_coro(std::function<boost::asio::awaitable<void>()> make,
+              std::chrono::steady_clock::duration limit = 20s);
 
 /// A fresh directory under $VMRT_TEST_TMP (or the system temp dir), removed recursively on
 /// destruction.

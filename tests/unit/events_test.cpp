@@ -12,7 +12,8 @@ BOOST_AUTO_TEST_SUITE(events_test)
 BOOST_AUTO_TEST_CASE(state_strings) {
     BOOST_TEST(vmrt::to_string(vmrt::vm_state{vmrt::state::ready{"10.0.0.2"}}) == "ready (10.0.0.2)");
     BOOST_TEST(vmrt::to_string(vmrt::vm_state{vmrt::state::ready{}}) == "ready (no address)");
-    vmrt::state::stopped st{vmrt::stop_outcome::forced, vmrt::exit_status{.signaled = true, .signal = SIGKILL}};
+    vmrt::state::stopped st{vmrt::stop_outcome::forced,
+                            vmrt::exit_status{.signaled = true, .signal = SIGKILL}};
     BOOST_TEST(vmrt::to_string(vmrt::vm_state{st}) == "stopped (forced, killed by signal 9 (SIGKILL))");
     vmrt::state::failed f{"VMM exited unexpectedly", vmrt::exit_status{.code = 3}, {}};
     BOOST_TEST(vmrt::to_string(vmrt::vm_state{f}) == "failed: VMM exited unexpectedly (exit code 3)");
@@ -32,7 +33,8 @@ BOOST_AUTO_TEST_CASE(event_json_is_one_parseable_object) {
     vmrt::vm_event e;
     e.sequence = 7;
     e.vm = "web-1";
-    e.state = vmrt::state::failed{"crash \"quoted\"\nnewline", vmrt::exit_status{.signaled = true, .signal = 6},
+    e.state = vmrt::state::failed{"crash \"quoted\"\nnewline",
+                                  vmrt::exit_status{.signaled = true, .signal = 6},
                                   {"line one", "Kernel panic - not syncing"}};
     e.reason = "VMM crashed";
     auto text = vmrt::format_event_json(e);

@@ -34,7 +34,9 @@ std::vector<std::string> values_of(const std::vector<std::string>& args, const s
     return out;
 }
 
-bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+bool has(const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+}
 
 }  // namespace
 
@@ -46,7 +48,8 @@ BOOST_AUTO_TEST_CASE(direct_boot_command_line) {
     auto& a = *args;
     BOOST_TEST(has(a, "-nodefaults"));
     BOOST_TEST(has(a, "-no-user-config"));
-    BOOST_TEST(values_of(a, "-display") == std::vector<std::string>{"none"}, boost::test_tools::per_element());
+    BOOST_TEST(values_of(a, "-display") == std::vector<std::string>{"none"},
+               boost::test_tools::per_element());
     BOOST_TEST(values_of(a, "-accel").at(0) == "tcg");
     BOOST_TEST(values_of(a, "-smp").at(0) == "2");
     BOOST_TEST(values_of(a, "-m").at(0) == "256M");
@@ -69,7 +72,8 @@ BOOST_AUTO_TEST_CASE(kvm_uses_the_host_cpu_and_no_timer_check_is_tcg_only) {
 BOOST_AUTO_TEST_CASE(disks_with_modes_and_escaped_paths) {
     auto s = base_spec();
     s.root_disk = vmrt::disk_spec{.path = "/images/a,b.img", .cache = vmrt::disk_cache::none};
-    s.data_disks.push_back({.path = "/images/data.img", .read_only = true, .interface = vmrt::disk_interface::nvme});
+    s.data_disks.push_back(
+        {.path = "/images/data.img", .read_only = true, .interface = vmrt::disk_interface::nvme});
     s.seed_iso = "/images/seed.iso";
     auto a = *vmrt::hv::build_qemu_args(s, runtime());
     auto drives = values_of(a, "-drive");
@@ -95,8 +99,8 @@ BOOST_AUTO_TEST_CASE(nics_of_every_kind_get_distinct_macs) {
     auto s = base_spec();
     s.networks.push_back({.kind = vmrt::nic_kind::tap, .tap_name = "tap0"});
     s.networks.push_back({.kind = vmrt::nic_kind::fd_dgram, .fd = 7});
-    s.networks.push_back({.kind = vmrt::nic_kind::fd_stream, .fd = 8,
-                          .mac = vmrt::mac_address::parse("52:54:00:aa:bb:cc")});
+    s.networks.push_back(
+        {.kind = vmrt::nic_kind::fd_stream, .fd = 8, .mac = vmrt::mac_address::parse("52:54:00:aa:bb:cc")});
     auto rt = runtime();
     rt.nic_fds = {-1, 7, 8};
     auto a = *vmrt::hv::build_qemu_args(s, rt);
@@ -109,8 +113,10 @@ BOOST_AUTO_TEST_CASE(nics_of_every_kind_get_distinct_macs) {
     for (auto& d : values_of(a, "-device"))
         if (d.rfind("virtio-net-pci", 0) == 0) nics.push_back(d);
     BOOST_TEST_REQUIRE(nics.size() == 3u);
-    BOOST_TEST(nics[0] == "virtio-net-pci,netdev=net0,mac=" + vmrt::default_mac("vm1", 0).to_string() + ",romfile=");
-    BOOST_TEST(nics[1] == "virtio-net-pci,netdev=net1,mac=" + vmrt::default_mac("vm1", 1).to_string() + ",romfile=");
+    BOOST_TEST(nics[0] ==
+               "virtio-net-pci,netdev=net0,mac=" + vmrt::default_mac("vm1", 0).to_string() + ",romfile=");
+    BOOST_TEST(nics[1] ==
+               "virtio-net-pci,netdev=net1,mac=" + vmrt::default_mac("vm1", 1).to_string() + ",romfile=");
     BOOST_TEST(nics[2] == "virtio-net-pci,netdev=net2,mac=52:54:00:aa:bb:cc,romfile=");
 }
 
@@ -145,8 +151,10 @@ BOOST_AUTO_TEST_CASE(balloon_uefi_machine_id_and_restore) {
     auto rt = runtime();
     rt.incoming_fd = 11;
     auto a = *vmrt::hv::build_qemu_args(s, rt);
-    BOOST_TEST(has(values_of(a, "-device"), "virtio-balloon-pci,id=balloon0,deflate-on-oom=on,free-page-reporting=on"));
-    BOOST_TEST(has(values_of(a, "-drive"), "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd"));
+    BOOST_TEST(has(values_of(a, "-device"),
+                   "virtio-balloon-pci,id=balloon0,deflate-on-oom=on,free-page-reporting=on"));
+    BOOST_TEST(has(values_of(a, "-drive"),
+                   "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd"));
     BOOST_TEST(has(values_of(a, "-drive"), "if=pflash,format=raw,unit=1,file=/var/lib/vm1/vars.fd"));
     BOOST_TEST(values_of(a, "-uuid").at(0) == "abababab-abab-abab-abab-abababababab");
     BOOST_TEST(values_of(a, "-incoming").at(0) == "fd:11");
@@ -179,7 +187,8 @@ BOOST_AUTO_TEST_CASE(fields_qemu_cannot_honour_are_refused_by_name) {
 BOOST_AUTO_TEST_CASE(accelerator_choice) {
     vmrt::test::temp_dir dir;
     vmrt::test::write_file(dir / "kvm", "");
-    vmrt::test::write_file(dir / "cpuinfo-pvm", "processor\t: 0\nflags\t\t: fpu vme de pse sse2 ht syscall\n");
+    vmrt::test::write_file(dir / "cpuinfo-pvm",
+                           "processor\t: 0\nflags\t\t: fpu vme de pse sse2 ht syscall\n");
     vmrt::test::write_file(dir / "cpuinfo-vmx", "processor\t: 0\nflags\t\t: fpu vmx sse2\n");
     BOOST_TEST(vmrt::hv::choose_accelerator(dir / "kvm", dir / "cpuinfo-pvm") == "tcg");
     BOOST_TEST(vmrt::hv::choose_accelerator(dir / "kvm", dir / "cpuinfo-vmx") == "kvm");

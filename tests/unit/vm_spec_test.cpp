@@ -940,7 +940,8 @@ BOOST_AUTO_TEST_CASE(load_spec_file_errors) {
 
 BOOST_AUTO_TEST_CASE(user_nics) {
     auto spec = vmrt::parse_spec_json(
-        R"({"name": "vm", "kernel": "/k", "networks": [{"kind": "user", "isolated": true}, {"kind": "user"}]})", "/");
+        R"({"name": "vm", "kernel": "/k", "networks": [{"kind": "user", "isolated": true}, {"kind": "user"}]})",
+        "/");
     BOOST_TEST_REQUIRE(spec.has_value());
     BOOST_TEST((spec->networks[0].kind == vmrt::nic_kind::user));
     BOOST_TEST(spec->networks[0].isolated);
@@ -949,7 +950,8 @@ BOOST_AUTO_TEST_CASE(user_nics) {
     BOOST_TEST_REQUIRE(again.has_value());
     BOOST_TEST(again->networks[0].isolated);
     auto tap_isolated = vmrt::parse_spec_json(
-        R"({"name": "vm", "kernel": "/k", "networks": [{"kind": "tap", "tap": "t0", "isolated": true}]})", "/");
+        R"({"name": "vm", "kernel": "/k", "networks": [{"kind": "tap", "tap": "t0", "isolated": true}]})",
+        "/");
     BOOST_TEST_REQUIRE(!tap_isolated.has_value());
     BOOST_TEST(tap_isolated.error().field == "networks[0].isolated");
     auto user_tap = vmrt::parse_spec_json(

@@ -22,6 +22,11 @@
 //   fake.ignore_term      SIGTERM and SIGINT do nothing (only SIGKILL ends it)
 //   fake.powerdown_ms=N   time the guest takes to power off after the button (default 10)
 //   fake.exit_code=C      exit code after a power-off (default 0)
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -33,11 +38,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <fcntl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace {
 
@@ -73,15 +73,24 @@ options parse(int argc, char** argv) {
         std::string_view a = argv[i];
         if (i + 1 >= argc) die("missing value after " + std::string(a));
         std::string v = argv[++i];
-        if (a == "--name") o.name = v;
-        else if (a == "--serial") o.serial = v;
-        else if (a == "--kernel") o.kernel = v;
-        else if (a == "--initramfs") o.initramfs = v;
-        else if (a == "--cmdline") o.cmdline = v;
-        else if (a == "--cpus") o.cpus = v;
-        else if (a == "--memory-mib") o.memory = v;
-        else if (a == "--disk") o.disks.push_back(v);
-        else die("unknown option " + std::string(a));
+        if (a == "--name")
+            o.name = v;
+        else if (a == "--serial")
+            o.serial = v;
+        else if (a == "--kernel")
+            o.kernel = v;
+        else if (a == "--initramfs")
+            o.initramfs = v;
+        else if (a == "--cmdline")
+            o.cmdline = v;
+        else if (a == "--cpus")
+            o.cpus = v;
+        else if (a == "--memory-mib")
+            o.memory = v;
+        else if (a == "--disk")
+            o.disks.push_back(v);
+        else
+            die("unknown option " + std::string(a));
     }
     if (o.serial.empty() || o.kernel.empty()) die("--serial and --kernel are required");
     std::size_t pos = 0;
@@ -100,14 +109,15 @@ options parse(int argc, char** argv) {
 
 long param(const options& o, const std::string& key, long fallback) {
     auto it = o.params.find(key);
-    return it == o.params.end() || it->second.empty() ? fallback : std::strtol(it->second.c_str(), nullptr, 10);
+    return it == o.params.end() || it->second.empty() ? fallback
+                                                      : std::strtol(it->second.c_str(), nullptr, 10);
 }
 bool flag(const options& o, const std::string& key) { return o.params.count(key) != 0; }
 
 std::uint64_t file_size_or_die(const std::string& path, bool writable) {
     int fd = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0) die("cannot open " + path + ": " + std::strerror(errno));
-    struct stat st{};
+    struct stat st {};
     ::fstat(fd, &st);
     ::close(fd);
     return static_cast<std::uint64_t>(st.st_size);
@@ -119,13 +129,15 @@ void boot(const options& o) {
     console("fake: " + o.cpus + " vCPUs, " + o.memory + " MiB, kernel " + o.kernel + " (" +
             std::to_string(file_size_or_die(o.kernel, false)) + " bytes)");
     if (!o.initramfs.empty())
-        console("fake: initramfs " + o.initramfs + " (" + std::to_string(file_size_or_die(o.initramfs, false)) + " bytes)");
+        console("fake: initramfs " + o.initramfs + " (" +
+                std::to_string(file_size_or_die(o.initramfs, false)) + " bytes)");
     char letter = 'a';
     for (auto& d : o.disks) {
         auto colon = d.rfind(':');
         std::string path = d.substr(0, colon), mode = d.substr(colon + 1);
         auto size = file_size_or_die(path, mode == "rw");
-        console(std::string("fake: vd") + letter++ + ": " + path + " (" + mode + ", " + std::to_string(size) + " bytes)");
+        console(std::string("fake: vd") + letter++ + ": " + path + " (" + mode + ", " + std::to_string(size) +
+                " bytes)");
     }
 }
 
@@ -136,7 +148,8 @@ void print_ready(const options& o) {
     if (flag(o, "fake.ready_stamp")) {
         timespec ts{};
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        console("fake: ready-write-ns " + std::to_string(static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec));
+        console("fake: ready-write-ns " +
+                std::to_string(static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec));
     }
     std::string line = "VMRS_READY " + ip + "\n";
     if (flag(o, "fake.split_ready")) {
@@ -144,7 +157,8 @@ void print_ready(const options& o) {
         if (::write(console_fd, line.data(), half) < 0) std::perror("fake-vmm: console write");
         timespec gap{0, 30 * 1000000};
         nanosleep(&gap, nullptr);
-        if (::write(console_fd, line.data() + half, line.size() - half) < 0) std::perror("fake-vmm: console write");
+        if (::write(console_fd, line.data() + half, line.size() - half) < 0)
+            std::perror("fake-vmm: console write");
     } else if (::write(console_fd, line.data(), line.size()) < 0) {
         std::perror("fake-vmm: console write");
     }
@@ -184,7 +198,8 @@ int main(int argc, char** argv) {
     for (;;) {
         // The next timed action: ready line, crash or reboot.
         std::int64_t next = -1;
-        for (std::int64_t t : {ready_at, crash_ms >= 0 ? start + crash_ms : -1, reboot_ms >= 0 ? start + reboot_ms : -1})
+        for (std::int64_t t :
+             {ready_at, crash_ms >= 0 ? start + crash_ms : -1, reboot_ms >= 0 ? start + reboot_ms : -1})
             if (t >= 0 && (next < 0 || t < next)) next = t;
         const std::int64_t now = now_ms();
         int sig = wait_signal(set, next < 0 ? -1 : std::max<std::int64_t>(0, next - now));

@@ -8,11 +8,11 @@ namespace vmrt::cli {
 
 /// Exit codes of every subcommand (documented in `vmrt --help` and README.md).
 enum exit_code : int {
-    exit_ok = 0,             ///< done; for `run`: the VM ran and stopped
-    exit_vm_failed = 1,      ///< `run`: the VM ended in Failed (crash), or a stop failed
-    exit_usage = 2,          ///< bad command line
-    exit_invalid_spec = 3,   ///< the spec is invalid or the backend refuses one of its fields
-    exit_start_failed = 4,   ///< the VMM could not be started
+    exit_ok = 0,            ///< done; for `run`: the VM ran and stopped
+    exit_vm_failed = 1,     ///< `run`: the VM ended in Failed (crash), or a stop failed
+    exit_usage = 2,         ///< bad command line
+    exit_invalid_spec = 3,  ///< the spec is invalid or the backend refuses one of its fields
+    exit_start_failed = 4,  ///< the VMM could not be started
 };
 
 int run_command(const std::vector<std::string>& args);

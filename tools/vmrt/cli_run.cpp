@@ -12,8 +12,8 @@
 
 #include <charconv>
 #include <fstream>
-#include <sstream>
 #include <iostream>
+#include <sstream>
 
 namespace vmrt::cli {
 namespace {
@@ -36,8 +36,10 @@ std::optional<run_options> parse_run_args(const std::vector<std::string>& args) 
             if (i + 1 >= args.size()) return std::nullopt;
             return args[++i];
         };
-        if (a == "--json") o.json = true;
-        else if (a == "--stop-when-ready") o.stop_when_ready = true;
+        if (a == "--json")
+            o.json = true;
+        else if (a == "--stop-when-ready")
+            o.stop_when_ready = true;
         else if (a == "--stop-timeout") {
             auto v = value();
             unsigned seconds = 0;
@@ -80,13 +82,17 @@ void print_diagnostics(const diagnostics& d) {
 class boot_timeline {
 public:
     void record(const vm_event& ev) {
-        if (ev.kind == event_kind::state_changed && std::holds_alternative<state::starting>(ev.state)) start_ = ev.time;
-        if (ev.kind == event_kind::note && ev.reason.find("started as pid") != std::string::npos) spawned_ = ev.time;
-        if (ev.kind == event_kind::state_changed && std::holds_alternative<state::running>(ev.state) && !spawned_)
+        if (ev.kind == event_kind::state_changed && std::holds_alternative<state::starting>(ev.state))
+            start_ = ev.time;
+        if (ev.kind == event_kind::note && ev.reason.find("started as pid") != std::string::npos)
+            spawned_ = ev.time;
+        if (ev.kind == event_kind::state_changed && std::holds_alternative<state::running>(ev.state) &&
+            !spawned_)
             spawned_ = ev.time;
         if (ev.kind == event_kind::note && ev.reason.find("is up") != std::string::npos) vmm_up_ = ev.time;
         if (ev.kind == event_kind::note && ev.reason == "first console output") console_ = ev.time;
-        if (ev.kind == event_kind::state_changed && std::holds_alternative<state::ready>(ev.state)) ready_ = ev.time;
+        if (ev.kind == event_kind::state_changed && std::holds_alternative<state::ready>(ev.state))
+            ready_ = ev.time;
     }
     std::string summary() const {
         std::string out = "timeline:";
@@ -116,16 +122,21 @@ vm_spec read_spec_with_default_guest(const std::filesystem::path& file, bool qui
     auto parsed = parse_spec_json(text.str(), std::filesystem::absolute(file).parent_path());
     if (!parsed)
         throw error(make_error_code(errc::invalid_spec),
-                    {.message = (parsed.error().field.empty() ? "" : parsed.error().field + ": ") + parsed.error().message,
+                    {.message = (parsed.error().field.empty() ? "" : parsed.error().field + ": ") +
+                                parsed.error().message,
                      .field = parsed.error().field});
     vm_spec spec = std::move(*parsed);
     if (spec.boot == boot_mode::direct && spec.kernel.empty() && !spec.initramfs) {
         image::guest_build_options o;
-        if (!quiet) o.progress = [](std::string line) { std::cerr << "vmrt: default guest: " << line << "\n"; };
+        if (!quiet)
+            o.progress = [](std::string line) {
+                std::cerr << "vmrt: default guest: " << line << "\n";
+            };
         auto guest = image::build_default_guest(o);
         if (!quiet)
-            std::cerr << "vmrt: default guest " << guest.kernel_version << (guest.reused ? " (cached)" : " (built)")
-                      << ": " << guest.directory.string() << "\n";
+            std::cerr << "vmrt: default guest " << guest.kernel_version
+                      << (guest.reused ? " (cached)" : " (built)") << ": " << guest.directory.string()
+                      << "\n";
         spec.kernel = guest.kernel;
         spec.initramfs = guest.initramfs;
     }
@@ -133,7 +144,8 @@ vm_spec read_spec_with_default_guest(const std::filesystem::path& file, bool qui
     if (!problems.empty()) {
         std::string message;
         for (auto& p : problems) message += (p.field.empty() ? "" : p.field + ": ") + p.message + "\n";
-        throw error(make_error_code(errc::invalid_spec), {.message = message, .field = problems.front().field});
+        throw error(make_error_code(errc::invalid_spec),
+                    {.message = message, .field = problems.front().field});
     }
     return spec;
 }
@@ -165,7 +177,8 @@ asio::awaitable<int> supervise(vm_manager& manager, vm_spec spec, const run_opti
     };
     arm_signals();
 
-    auto [start_ec, info] = co_await manager.async_start(std::move(spec), asio::as_tuple(asio::use_awaitable));
+    auto [start_ec, info] =
+        co_await manager.async_start(std::move(spec), asio::as_tuple(asio::use_awaitable));
     int exit_status = exit_ok;
     if (start_ec) {
         std::cerr << "vmrt: cannot start " << name << ": " << start_ec.message();
@@ -173,7 +186,7 @@ asio::awaitable<int> supervise(vm_manager& manager, vm_spec spec, const run_opti
         std::cerr << "\n";
         print_diagnostics(info.diag);
         exit_status = start_ec == errc::invalid_spec || start_ec == errc::unsupported ? exit_invalid_spec
-                                                                                       : exit_start_failed;
+                                                                                      : exit_start_failed;
     }
 
     boot_timeline timeline;
@@ -191,7 +204,8 @@ asio::awaitable<int> supervise(vm_manager& manager, vm_spec spec, const run_opti
         if (ev->vm != name) continue;
         std::cout << (opts.json ? format_event_json(*ev) : format_event_line(*ev)) << std::endl;
         timeline.record(*ev);
-        if (!opts.json && std::holds_alternative<state::ready>(ev->state) && ev->kind == event_kind::state_changed)
+        if (!opts.json && std::holds_alternative<state::ready>(ev->state) &&
+            ev->kind == event_kind::state_changed)
             std::cout << timeline.summary() << std::endl;
         if (ev->kind != event_kind::state_changed) continue;
         if (opts.stop_when_ready && !stop_sent && std::holds_alternative<state::ready>(ev->state)) {

@@ -15,11 +15,13 @@ int validate_command(const std::vector<std::string>& args) {
     bool json = false;
     std::string file;
     for (auto& a : args) {
-        if (a == "--json") json = true;
+        if (a == "--json")
+            json = true;
         else if (!a.empty() && a[0] == '-') {
             std::cerr << "vmrt validate: unknown option " << a << "\n";
             return exit_usage;
-        } else if (file.empty()) file = a;
+        } else if (file.empty())
+            file = a;
         else {
             std::cerr << "vmrt validate: one spec file expected\n";
             return exit_usage;
@@ -53,23 +55,28 @@ int validate_command(const std::vector<std::string>& args) {
         vm_manager manager(ctx.get_executor());
         std::string why_not;
         auto drv = manager.find_driver(spec->backend, &why_not);
-        if (!drv) problems.push_back({"backend", why_not});
-        else if (auto refused = drv->check_spec(*spec)) problems.push_back(*refused);
-        else backend = drv->name();
+        if (!drv)
+            problems.push_back({"backend", why_not});
+        else if (auto refused = drv->check_spec(*spec))
+            problems.push_back(*refused);
+        else
+            backend = drv->name();
     }
 
     if (json) {
         boost::json::object out;
         out["valid"] = problems.empty();
         boost::json::array list;
-        for (auto& p : problems) list.push_back(boost::json::object{{"field", p.field}, {"message", p.message}});
+        for (auto& p : problems)
+            list.push_back(boost::json::object{{"field", p.field}, {"message", p.message}});
         out["problems"] = std::move(list);
         if (!backend.empty()) out["backend"] = backend;
         std::cout << boost::json::serialize(out) << "\n";
     } else if (problems.empty()) {
         std::cout << "ok: " << spec->name << " (backend " << backend << ")\n";
     } else {
-        for (auto& p : problems) std::cerr << file << ": " << (p.field.empty() ? "" : p.field + ": ") << p.message << "\n";
+        for (auto& p : problems)
+            std::cerr << file << ": " << (p.field.empty() ? "" : p.field + ": ") << p.message << "\n";
     }
     return problems.empty() ? exit_ok : exit_invalid_spec;
 }

@@ -142,7 +142,9 @@ private:
         // Never invoke the handler inline from the initiating or publishing call.
         boost::asio::post(ex, boost::asio::append(std::move(h), ec, std::move(v)));
     }
-    void complete(handler_type h, error_code ec, T v) { complete_on(state_->ex, std::move(h), ec, std::move(v)); }
+    void complete(handler_type h, error_code ec, T v) {
+        complete_on(state_->ex, std::move(h), ec, std::move(v));
+    }
 
     void next_impl(handler_type h) {
         std::unique_lock lock(state_->mutex);
@@ -171,7 +173,8 @@ private:
                     std::lock_guard guard(s->mutex);
                     cancelled = detail::take(s->waiter);
                 }
-                if (cancelled) complete_on(s->ex, std::move(*cancelled), boost::asio::error::operation_aborted, T{});
+                if (cancelled)
+                    complete_on(s->ex, std::move(*cancelled), boost::asio::error::operation_aborted, T{});
             });
         }
     }
@@ -182,7 +185,8 @@ private:
 template <typename T>
 class broadcast_channel {
 public:
-    explicit broadcast_channel(std::size_t per_subscriber_capacity = 4096) : capacity_(per_subscriber_capacity) {}
+    explicit broadcast_channel(std::size_t per_subscriber_capacity = 4096)
+        : capacity_(per_subscriber_capacity) {}
     broadcast_channel(const broadcast_channel&) = delete;
     broadcast_channel& operator=(const broadcast_channel&) = delete;
     ~broadcast_channel() { close(); }

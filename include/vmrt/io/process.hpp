@@ -18,6 +18,8 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -28,18 +30,16 @@
 #include <utility>
 #include <vector>
 
-#include <sys/types.h>
-
 namespace vmrt::io {
 
 struct process_options {
-    std::filesystem::path program;                       ///< a path, or a bare name looked up in our PATH
-    std::vector<std::string> args;                       ///< argv[1..]; argv[0] is `program`
-    std::optional<std::filesystem::path> log_file;       ///< stdout+stderr (truncated); unset: /dev/null
+    std::filesystem::path program;                  ///< a path, or a bare name looked up in our PATH
+    std::vector<std::string> args;                  ///< argv[1..]; argv[0] is `program`
+    std::optional<std::filesystem::path> log_file;  ///< stdout+stderr (truncated); unset: /dev/null
     std::vector<std::pair<std::string, std::string>> env_overrides;  ///< added to the inherited environment
-    std::vector<int> inherited_fds;                      ///< kept open in the child at the same number
+    std::vector<int> inherited_fds;  ///< kept open in the child at the same number
     std::optional<std::filesystem::path> working_dir;
-    bool new_process_group = true;                       ///< child becomes leader of its own group
+    bool new_process_group = true;  ///< child becomes leader of its own group
     /// Sent to the child if vmrt dies; 0: none. Linux sends it when the *thread* that called
     /// spawn() exits, so spawn from a long-lived thread (the one running the io_context).
     int parent_death_signal = SIGKILL;

@@ -41,15 +41,15 @@ auto drop_order_and_timer(Tuple&& t, std::index_sequence<I...>) {
 }  // namespace detail
 
 template <typename Op>
-auto with_timeout(Op op, std::chrono::steady_clock::duration timeout)
-    -> boost::asio::awaitable<
-        typename detail::timeout_result<boost::asio::completion_signature_of_t<Op>>::type> {
+auto with_timeout(Op op, std::chrono::steady_clock::duration timeout) -> boost::asio::awaitable<
+    typename detail::timeout_result<boost::asio::completion_signature_of_t<Op>>::type> {
     namespace asio = boost::asio;
     using result_type = typename detail::timeout_result<asio::completion_signature_of_t<Op>>::type;
 
     asio::steady_timer timer(co_await asio::this_coro::executor, timeout);
-    auto all = co_await asio::experimental::make_parallel_group(std::move(op), timer.async_wait(asio::deferred))
-                   .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    auto all =
+        co_await asio::experimental::make_parallel_group(std::move(op), timer.async_wait(asio::deferred))
+            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
 
     constexpr auto op_results = std::tuple_size_v<result_type>;
     result_type result = detail::drop_order_and_timer(std::move(all), std::make_index_sequence<op_results>{});

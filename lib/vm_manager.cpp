@@ -194,56 +194,47 @@ void vm_manager::start_impl(vm_spec spec, info_handler h) {
         std::move(h));
 }
 
-void vm_manager::stop_impl(std::string name, steady_clock::duration deadline, stop_handler h) {
-    auto actor = find(name);
+namespace {
+
+template <typename T>
+asio::awaitable<std::pair<error_code, T>> immediate(error_code ec, T value) {
+    co_return std::pair{ec, std::move(value)};
+}
+
+// Runs `op(actor)` (an awaitable<T>) on the actor's strand; the coroutine owns the actor, so the
+// VM's state outlives the operation even if the VM is removed meanwhile.
+template <typename T, typename Op>
+asio::awaitable<std::pair<error_code, T>> on_actor(std::shared_ptr<detail::vm_actor> actor, Op op) {
+    co_return std::pair{error_code{}, co_await op(*actor)};
+}
+
+// The common shape of the per-VM operations: not_found for an unknown name, else the operation
+// on the VM's strand.
+template <typename T, typename Op>
+void run_vm_op(asio::any_io_executor ex, std::shared_ptr<detail::vm_actor> actor, T not_found_value,
+               asio::any_completion_handler<void(error_code, T)> h, Op op) {
     if (!actor)
-        return detail::run_op<stop_outcome>(
-            ex_,
-            []() -> asio::awaitable<std::pair<error_code, stop_outcome>> {
-                co_return std::pair{make_error_code(errc::not_found), stop_outcome::already_stopped};
-            }(),
-            std::move(h));
-    detail::run_op<stop_outcome>(
-        actor->strand(),
-        [](std::shared_ptr<detail::vm_actor> a,
-           steady_clock::duration d) -> asio::awaitable<std::pair<error_code, stop_outcome>> {
-            co_return std::pair{error_code{}, co_await a->stop(d)};
-        }(actor, deadline),
-        std::move(h));
+        return detail::run_op<T>(ex, immediate(make_error_code(errc::not_found), std::move(not_found_value)),
+                                 std::move(h));
+    auto strand = actor->strand();
+    detail::run_op<T>(strand, on_actor<T>(std::move(actor), std::move(op)), std::move(h));
+}
+
+}  // namespace
+
+void vm_manager::stop_impl(std::string name, steady_clock::duration deadline, stop_handler h) {
+    run_vm_op<stop_outcome>(ex_, find(name), stop_outcome::already_stopped, std::move(h),
+                            [deadline](detail::vm_actor& a) { return a.stop(deadline); });
 }
 
 void vm_manager::kill_impl(std::string name, stop_handler h) {
-    auto actor = find(name);
-    if (!actor)
-        return detail::run_op<stop_outcome>(
-            ex_,
-            []() -> asio::awaitable<std::pair<error_code, stop_outcome>> {
-                co_return std::pair{make_error_code(errc::not_found), stop_outcome::already_stopped};
-            }(),
-            std::move(h));
-    detail::run_op<stop_outcome>(
-        actor->strand(),
-        [](std::shared_ptr<detail::vm_actor> a) -> asio::awaitable<std::pair<error_code, stop_outcome>> {
-            co_return std::pair{error_code{}, co_await a->kill()};
-        }(actor),
-        std::move(h));
+    run_vm_op<stop_outcome>(ex_, find(name), stop_outcome::already_stopped, std::move(h),
+                            [](detail::vm_actor& a) { return a.kill(); });
 }
 
 void vm_manager::pause_impl(std::string name, bool pause, state_handler h) {
-    auto actor = find(name);
-    if (!actor)
-        return detail::run_op<vm_state>(
-            ex_,
-            []() -> asio::awaitable<std::pair<error_code, vm_state>> {
-                co_return std::pair{make_error_code(errc::not_found), vm_state{}};
-            }(),
-            std::move(h));
-    detail::run_op<vm_state>(
-        actor->strand(),
-        [](std::shared_ptr<detail::vm_actor> a, bool p) -> asio::awaitable<std::pair<error_code, vm_state>> {
-            co_return std::pair{error_code{}, co_await a->set_paused(p)};
-        }(actor, pause),
-        std::move(h));
+    run_vm_op<vm_state>(ex_, find(name), vm_state{}, std::move(h),
+                        [pause](detail::vm_actor& a) { return a.set_paused(pause); });
 }
 
 void vm_manager::wait_ready_impl(std::vector<std::string> names, steady_clock::duration deadline,

@@ -22,13 +22,6 @@ namespace {
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-// Builds a name list outside the coroutines: GCC 12 miscompiles braced lists of string literals
-// inside coroutine bodies ("array used as initializer").
-template <typename... Names>
-std::vector<std::string> vms(Names... names) {
-    return {std::string(names)...};
-}
-
 struct fixture {
     vmrt::test::temp_dir dir;
     asio::io_context ctx;
@@ -100,7 +93,8 @@ BOOST_AUTO_TEST_CASE(ready_event_from_serial_line) {
         auto [ec, info] = co_await manager->async_start(spec("vm1", "vmrs.ip=10.0.0.7/24 fake.split_ready"),
                                                         tuple_awaitable);
         BOOST_TEST_REQUIRE(!ec);
-        auto [wec, infos] = co_await manager->async_wait_ready(vms("vm1"), 10s, tuple_awaitable);
+        auto [wec, infos] =
+            co_await manager->async_wait_ready(vmrt::test::strings("vm1"), 10s, tuple_awaitable);
         BOOST_TEST_REQUIRE(!wec, wec.message());
         auto* ready = std::get_if<vmrt::state::ready>(&infos.at(0).state);
         BOOST_TEST_REQUIRE(ready);
@@ -115,7 +109,8 @@ BOOST_AUTO_TEST_CASE(ready_event_from_serial_line) {
 BOOST_AUTO_TEST_CASE(ready_without_address) {
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         co_await manager->async_start(spec("vm1", "quiet"), tuple_awaitable);
-        auto [ec, infos] = co_await manager->async_wait_ready(vms("vm1"), 10s, tuple_awaitable);
+        auto [ec, infos] =
+            co_await manager->async_wait_ready(vmrt::test::strings("vm1"), 10s, tuple_awaitable);
         BOOST_TEST_REQUIRE(!ec);
         auto* ready = std::get_if<vmrt::state::ready>(&infos.at(0).state);
         BOOST_TEST_REQUIRE(ready);
@@ -128,7 +123,7 @@ BOOST_AUTO_TEST_CASE(stop_reports_clean_outcome) {
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         auto sub = manager->subscribe();
         co_await manager->async_start(spec("vm1"), tuple_awaitable);
-        co_await manager->async_wait_ready(vms("vm1"), 10s, tuple_awaitable);
+        co_await manager->async_wait_ready(vmrt::test::strings("vm1"), 10s, tuple_awaitable);
         auto [ec, outcome] = co_await manager->async_stop("vm1", 10s, tuple_awaitable);
         BOOST_TEST(!ec);
         BOOST_TEST((outcome == vmrt::stop_outcome::clean));
@@ -138,7 +133,8 @@ BOOST_AUTO_TEST_CASE(stop_reports_clean_outcome) {
         BOOST_TEST_REQUIRE(stopped);
         BOOST_TEST(stopped->status.value().success());
         auto evs = co_await events_until_terminal(sub, "vm1");
-        BOOST_TEST(names_of(evs) == vms("starting", "running", "ready", "stopping", "stopped"),
+        BOOST_TEST(names_of(evs) ==
+                       vmrt::test::strings("starting", "running", "ready", "stopping", "stopped"),
                    boost::test_tools::per_element());
         // The guest saw the power button: its console says so.
         auto console = vmrt::test::read_file(manager->info("vm1")->serial_log);
@@ -149,7 +145,7 @@ BOOST_AUTO_TEST_CASE(stop_reports_clean_outcome) {
 BOOST_AUTO_TEST_CASE(stop_escalates_to_sigterm_when_the_guest_ignores_the_button) {
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         co_await manager->async_start(spec("vm1", "fake.ignore_powerdown"), tuple_awaitable);
-        co_await manager->async_wait_ready(vms("vm1"), 10s, tuple_awaitable);
+        co_await manager->async_wait_ready(vmrt::test::strings("vm1"), 10s, tuple_awaitable);
         auto [ec, outcome] = co_await manager->async_stop("vm1", 300ms, tuple_awaitable);
         BOOST_TEST(!ec);
         BOOST_TEST((outcome == vmrt::stop_outcome::forced));
@@ -161,7 +157,7 @@ BOOST_AUTO_TEST_CASE(stop_escalates_to_sigterm_when_the_guest_ignores_the_button
 BOOST_AUTO_TEST_CASE(stop_escalates_to_sigkill_when_the_vmm_ignores_sigterm) {
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         co_await manager->async_start(spec("vm1", "fake.ignore_powerdown fake.ignore_term"), tuple_awaitable);
-        co_await manager->async_wait_ready(vms("vm1"), 10s, tuple_awaitable);
+        co_await manager->async_wait_ready(vmrt::test::strings("vm1"), 10s, tuple_awaitable);
         auto [ec, outcome] = co_await manager->async_stop("vm1", 200ms, tuple_awaitable);
         BOOST_TEST(!ec);
         BOOST_TEST((outcome == vmrt::stop_outcome::forced));
@@ -213,7 +209,8 @@ BOOST_AUTO_TEST_CASE(crash_becomes_failed) {
         BOOST_TEST_REQUIRE(!failed->serial_tail.empty());
         BOOST_TEST(failed->serial_tail.back().find("Kernel panic - not syncing") != std::string::npos);
         // wait_ready on a failed VM fails fast instead of waiting for its deadline.
-        auto [ec, infos] = co_await manager->async_wait_ready(vms("vm1"), 60s, tuple_awaitable);
+        auto [ec, infos] =
+            co_await manager->async_wait_ready(vmrt::test::strings("vm1"), 60s, tuple_awaitable);
         BOOST_TEST((ec == vmrt::errc::vmm_crashed));
     });
 }
@@ -252,7 +249,7 @@ BOOST_AUTO_TEST_CASE(guest_reboot_clears_readiness) {
             BOOST_TEST_REQUIRE(!ec);
             if (ev.kind == vmrt::event_kind::state_changed) seen.emplace_back(vmrt::state_name(ev.state));
         }
-        BOOST_TEST(seen == vms("starting", "running", "ready", "running", "ready"),
+        BOOST_TEST(seen == vmrt::test::strings("starting", "running", "ready", "running", "ready"),
                    boost::test_tools::per_element());
         co_await manager->async_kill("vm1", tuple_awaitable);
     });
@@ -261,7 +258,7 @@ BOOST_AUTO_TEST_CASE(guest_reboot_clears_readiness) {
 BOOST_AUTO_TEST_CASE(pause_and_resume) {
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         co_await manager->async_start(spec("vm1"), tuple_awaitable);
-        co_await manager->async_wait_ready(vms("vm1"), 10s, tuple_awaitable);
+        co_await manager->async_wait_ready(vmrt::test::strings("vm1"), 10s, tuple_awaitable);
         auto pid = manager->info("vm1")->vmm->pid;
         auto [ec, st] = co_await manager->async_pause("vm1", tuple_awaitable);
         BOOST_TEST_REQUIRE(!ec);
@@ -291,7 +288,7 @@ BOOST_AUTO_TEST_CASE(state_and_list) {
         BOOST_TEST_REQUIRE(all.size() == 2u);
         BOOST_TEST(all[0].name == "a");
         BOOST_TEST(all[1].name == "b");
-        co_await manager->async_wait_ready(vms("a", "b"), 10s, tuple_awaitable);
+        co_await manager->async_wait_ready(vmrt::test::strings("a", "b"), 10s, tuple_awaitable);
         BOOST_TEST(std::holds_alternative<vmrt::state::ready>(*manager->state("a")));
         co_await manager->async_kill("a", tuple_awaitable);
         co_await manager->async_kill("b", tuple_awaitable);
@@ -363,9 +360,11 @@ BOOST_AUTO_TEST_CASE(backend_refuses_a_field_it_cannot_honour) {
 BOOST_AUTO_TEST_CASE(events_are_ordered) {
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         auto sub = manager->subscribe();
-        for (const auto& n : vms("a", "b", "c")) co_await manager->async_start(spec(n), tuple_awaitable);
-        co_await manager->async_wait_ready(vms("a", "b", "c"), 10s, tuple_awaitable);
-        for (const auto& n : vms("a", "b", "c")) co_await manager->async_stop(n, 10s, tuple_awaitable);
+        for (const auto& n : vmrt::test::strings("a", "b", "c"))
+            co_await manager->async_start(spec(n), tuple_awaitable);
+        co_await manager->async_wait_ready(vmrt::test::strings("a", "b", "c"), 10s, tuple_awaitable);
+        for (const auto& n : vmrt::test::strings("a", "b", "c"))
+            co_await manager->async_stop(n, 10s, tuple_awaitable);
         std::uint64_t last = 0;
         std::map<std::string, std::vector<std::string>> per_vm;
         while (auto ev = sub.try_next()) {
@@ -374,8 +373,9 @@ BOOST_AUTO_TEST_CASE(events_are_ordered) {
             if (ev->kind == vmrt::event_kind::state_changed)
                 per_vm[ev->vm].emplace_back(vmrt::state_name(ev->state));
         }
-        for (const auto& n : vms("a", "b", "c"))
-            BOOST_TEST(per_vm[n] == vms("starting", "running", "ready", "stopping", "stopped"),
+        for (const auto& n : vmrt::test::strings("a", "b", "c"))
+            BOOST_TEST(per_vm[n] ==
+                           vmrt::test::strings("starting", "running", "ready", "stopping", "stopped"),
                        boost::test_tools::per_element());
     });
 }
@@ -384,7 +384,7 @@ BOOST_AUTO_TEST_CASE(stopping_one_vm_never_blocks_another) {
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         co_await manager->async_start(spec("stuck", "fake.ignore_powerdown"), tuple_awaitable);
         co_await manager->async_start(spec("quick"), tuple_awaitable);
-        co_await manager->async_wait_ready(vms("stuck", "quick"), 10s, tuple_awaitable);
+        co_await manager->async_wait_ready(vmrt::test::strings("stuck", "quick"), 10s, tuple_awaitable);
         // "stuck" waits out its 3 s deadline; "quick" must not wait for it.
         auto slow = manager->async_stop("stuck", 3s, asio::deferred);
         auto spawned = asio::co_spawn(ctx, std::move(slow)(tuple_awaitable), asio::deferred);
@@ -431,9 +431,11 @@ BOOST_AUTO_TEST_CASE(hundred_concurrent_starts) {
 BOOST_AUTO_TEST_CASE(wait_ready_times_out) {
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         co_await manager->async_start(spec("vm1", "fake.no_ready"), tuple_awaitable);
-        auto [ec, infos] = co_await manager->async_wait_ready(vms("vm1"), 200ms, tuple_awaitable);
+        auto [ec, infos] =
+            co_await manager->async_wait_ready(vmrt::test::strings("vm1"), 200ms, tuple_awaitable);
         BOOST_TEST((ec == vmrt::errc::timeout));
-        auto [nec, ninfos] = co_await manager->async_wait_ready(vms("nope"), 200ms, tuple_awaitable);
+        auto [nec, ninfos] =
+            co_await manager->async_wait_ready(vmrt::test::strings("nope"), 200ms, tuple_awaitable);
         BOOST_TEST((nec == vmrt::errc::not_found));
         co_await manager->async_kill("vm1", tuple_awaitable);
     });

@@ -6,6 +6,7 @@
 // Nothing may outlive a case, even a failing one: the VMs die with the manager, the namespace
 // (and the TAP device in it) with its guard, files with the temp dir. Members are destroyed in
 // reverse order, so the manager (and QEMU with it) goes before the namespace it ran in.
+#include "guest_fixture.hpp"
 #include "support/test_support.hpp"
 
 #include <vmrt/image/guest_image.hpp>
@@ -33,13 +34,6 @@ using vmrt::test::run_coro;
 namespace {
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
-
-// Built outside coroutine bodies: GCC 12 rejects braced lists in them ("array used as
-// initializer"), string literals and specs alike.
-template <typename... Words>
-std::vector<std::string> words(Words... w) {
-    return {std::string(w)...};
-}
 
 std::string random_hex() {
     std::random_device rd;
@@ -77,16 +71,6 @@ std::string lines_starting(const std::string& text, const std::string& prefix) {
     return out;
 }
 
-// The default guest, built once per build tree by the setup.guest_image fixture (a cache hit here).
-const vmrt::image::guest_image& default_guest() {
-    static const vmrt::image::guest_image image = [] {
-        vmrt::image::guest_build_options o;
-        if (const char* d = std::getenv("VMRT_DATA_DIR")) o.data_dir = d;
-        return vmrt::image::build_default_guest(o);
-    }();
-    return image;
-}
-
 struct tool_result {
     vmrt::exit_status status;
     std::string output;  // stdout and stderr, from the log file
@@ -116,14 +100,15 @@ tool_result run_tool_now(std::string program, std::vector<std::string> args, fs:
 asio::awaitable<void> make_ext4_disk(fs::path file) {
     { std::ofstream create(file, std::ios::binary); }
     fs::resize_file(file, 64 << 20);
-    auto r = co_await run_tool("mkfs.ext4", words("-q", "-F", file.string()), file.string() + ".mkfs.log");
+    auto r = co_await run_tool("mkfs.ext4", vmrt::test::strings("-q", "-F", file.string()),
+                               file.string() + ".mkfs.log");
     BOOST_TEST_REQUIRE(r.status.success(), "mkfs.ext4: " << r.status.to_string() << "\n" << r.output);
 }
 
 // Reads a file out of an ext4 image without mounting it: no loop device or mount point that a
 // failing test could leave behind. The output has debugfs's banner (stderr) before the content.
 asio::awaitable<tool_result> debugfs_cat(fs::path image, std::string file) {
-    co_return co_await run_tool("debugfs", words("-R", "cat " + file, image.string()),
+    co_return co_await run_tool("debugfs", vmrt::test::strings("-R", "cat " + file, image.string()),
                                 image.string() + ".debugfs.log");
 }
 
@@ -146,13 +131,13 @@ std::vector<pid_t> processes_mentioning(const std::string& a, const std::string&
 class test_netns {
 public:
     explicit test_netns(fs::path log) : name_("vmrt-t" + random_hex()), log_(std::move(log)) {
-        ip(words("netns", "add", name_));
+        ip(vmrt::test::strings("netns", "add", name_));
         added_ = true;
         try {
-            ip(words("-n", name_, "link", "set", "lo", "up"));
-            ip(words("-n", name_, "tuntap", "add", "dev", "tap0", "mode", "tap"));
-            ip(words("-n", name_, "addr", "add", "10.77.0.254/24", "dev", "tap0"));
-            ip(words("-n", name_, "link", "set", "tap0", "up"));
+            ip(vmrt::test::strings("-n", name_, "link", "set", "lo", "up"));
+            ip(vmrt::test::strings("-n", name_, "tuntap", "add", "dev", "tap0", "mode", "tap"));
+            ip(vmrt::test::strings("-n", name_, "addr", "add", "10.77.0.254/24", "dev", "tap0"));
+            ip(vmrt::test::strings("-n", name_, "link", "set", "tap0", "up"));
         } catch (...) {
             remove();  // a throwing constructor gets no destructor call
             throw;
@@ -176,8 +161,8 @@ public:
     void remove() {
         if (!added_) return;
         added_ = false;
-        run_tool_now("ip", words("-n", name_, "link", "del", "tap0"), log_);
-        ip(words("netns", "del", name_));
+        run_tool_now("ip", vmrt::test::strings("-n", name_, "link", "del", "tap0"), log_);
+        ip(vmrt::test::strings("netns", "del", name_));
     }
 
 private:
@@ -195,34 +180,13 @@ private:
     bool added_ = false;
 };
 
-struct fixture {
-    vmrt::test::temp_dir dir;
-    std::optional<test_netns> netns;  // before the manager: outlives the QEMU that runs in it
-    asio::io_context ctx;
-    std::unique_ptr<vmrt::vm_manager> manager;
+// A base of its own, listed first, so that it is destroyed last: a QEMU running inside the
+// test's namespace (owned by the manager and the io_context) ends before the namespace goes.
+struct netns_holder {
+    std::optional<test_netns> netns;
+};
 
-    fixture() {
-        vmrt::manager_options o;
-        o.state_dir = dir / "state";
-        o.term_grace = 3s;
-        manager = std::make_unique<vmrt::vm_manager>(ctx.get_executor(), o);
-    }
-
-    vmrt::vm_spec spec(const std::string& name, const std::string& extra_cmdline = "") {
-        vmrt::vm_spec s;
-        s.name = name;
-        s.backend = vmrt::backend_kind::qemu;
-        s.kernel = default_guest().kernel;
-        s.initramfs = default_guest().initramfs;
-        s.memory_mib = 256;
-        s.cmdline = "console=ttyS0 panic=-1 quiet no_timer_check " + extra_cmdline;
-        return s;
-    }
-
-    std::string console(const std::string& vm) {
-        return vmrt::test::read_file(manager->info(vm)->serial_log);
-    }
-
+struct fixture : netns_holder, vmrt::test::guest_fixture {
     // Starts the VMs and waits until all are Ready; the probes of /init have then reported.
     asio::awaitable<void> boot(std::vector<vmrt::vm_spec> specs) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -241,7 +205,7 @@ struct fixture {
     }
 
     asio::awaitable<void> boot(vmrt::vm_spec s) {
-        std::vector<vmrt::vm_spec> one;  // no braced list: see words()
+        std::vector<vmrt::vm_spec> one;  // no braced list: see vmrt::test::strings()
         one.push_back(std::move(s));
         co_await boot(std::move(one));
     }
@@ -345,7 +309,8 @@ BOOST_AUTO_TEST_CASE(tap_in_a_test_namespace_reaches_the_guest) {
     s.netns = ns;
     s.networks.push_back({.kind = vmrt::nic_kind::tap, .tap_name = "tap0"});
     // busybox's ping: the host has busybox-static for the guest anyway, but no iputils-ping.
-    const auto ping = words("netns", "exec", ns, "busybox", "ping", "-c", "3", "-W", "2", guest_ip);
+    const auto ping =
+        vmrt::test::strings("netns", "exec", ns, "busybox", "ping", "-c", "3", "-W", "2", guest_ip);
     run_coro(
         ctx,
         [&]() -> asio::awaitable<void> {

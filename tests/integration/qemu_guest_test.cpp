@@ -1,5 +1,6 @@
 // Real guests: the project's default guest (Debian cloud kernel + vmrt's own initramfs) booted by
 // QEMU under the manager. TCG here: `/dev/kvm` is a paravirtual host that stock guests crash under.
+#include "guest_fixture.hpp"
 #include "hv/qemu_driver.hpp"
 #include "support/test_support.hpp"
 
@@ -23,50 +24,7 @@ namespace {
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-template <typename... Names>
-std::vector<std::string> vms(Names... names) {
-    return {std::string(names)...};
-}
-
-// The default guest, built once per build tree by the setup.guest_image fixture (a cache hit here).
-const vmrt::image::guest_image& default_guest() {
-    static const vmrt::image::guest_image image = [] {
-        vmrt::image::guest_build_options o;
-        if (const char* d = std::getenv("VMRT_DATA_DIR")) o.data_dir = d;
-        return vmrt::image::build_default_guest(o);
-    }();
-    return image;
-}
-
-struct fixture {
-    vmrt::test::temp_dir dir;
-    asio::io_context ctx;
-    std::unique_ptr<vmrt::vm_manager> manager;
-
-    fixture() {
-        vmrt::manager_options o;
-        o.state_dir = dir / "state";
-        o.term_grace = 3s;
-        manager = std::make_unique<vmrt::vm_manager>(ctx.get_executor(), o);
-    }
-
-    vmrt::vm_spec spec(const std::string& name, const std::string& extra_cmdline = "") {
-        vmrt::vm_spec s;
-        s.name = name;
-        s.backend = vmrt::backend_kind::qemu;
-        s.kernel = default_guest().kernel;
-        s.initramfs = default_guest().initramfs;
-        s.memory_mib = 256;
-        s.cmdline = "console=ttyS0 panic=-1 quiet no_timer_check " + extra_cmdline;
-        return s;
-    }
-
-    std::string console(const std::string& vm) {
-        return vmrt::test::read_file(manager->info(vm)->serial_log);
-    }
-
-    static bool gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
-
+struct fixture : vmrt::test::guest_fixture {
     asio::awaitable<void> sleep(std::chrono::milliseconds d) {
         asio::steady_timer t(co_await asio::this_coro::executor, d);
         co_await t.async_wait(tuple_awaitable);
@@ -86,7 +44,8 @@ BOOST_AUTO_TEST_CASE(boot_reaches_ready_with_its_ip_and_stops_clean) {
             auto [ec, info] = co_await manager->async_start(s, tuple_awaitable);
             BOOST_TEST_REQUIRE(!ec, ec.message()
                                         << ": " << info.diag.message << " " << info.diag.vmm_stderr_tail);
-            auto [rec, infos] = co_await manager->async_wait_ready(vms("guest1"), 60s, tuple_awaitable);
+            auto [rec, infos] =
+                co_await manager->async_wait_ready(vmrt::test::strings("guest1"), 60s, tuple_awaitable);
             BOOST_TEST_REQUIRE(!rec, rec.message() << "\n" << console("guest1"));
             auto* ready = std::get_if<vmrt::state::ready>(&infos.at(0).state);
             BOOST_TEST_REQUIRE(ready);
@@ -112,7 +71,8 @@ BOOST_AUTO_TEST_CASE(kill_is_forced_and_an_outside_kill_is_failed) {
             BOOST_TEST_REQUIRE(!e1);
             BOOST_TEST_REQUIRE(!e2);
             // Two guests started at once both reach Ready.
-            auto [rec, infos] = co_await manager->async_wait_ready(vms("a", "b"), 90s, tuple_awaitable);
+            auto [rec, infos] =
+                co_await manager->async_wait_ready(vmrt::test::strings("a", "b"), 90s, tuple_awaitable);
             BOOST_TEST_REQUIRE(!rec, rec.message());
 
             auto [kec, outcome] = co_await manager->async_kill("a", tuple_awaitable);
@@ -145,7 +105,8 @@ BOOST_AUTO_TEST_CASE(pause_freezes_the_guest_and_resume_continues_it) {
         ctx,
         [&]() -> asio::awaitable<void> {
             co_await manager->async_start(spec("ticker", "vmrs.counter=1"), tuple_awaitable);
-            auto [rec, infos] = co_await manager->async_wait_ready(vms("ticker"), 60s, tuple_awaitable);
+            auto [rec, infos] =
+                co_await manager->async_wait_ready(vmrt::test::strings("ticker"), 60s, tuple_awaitable);
             BOOST_TEST_REQUIRE(!rec, rec.message());
             co_await sleep(2500ms);
             auto [pec, st] = co_await manager->async_pause("ticker", tuple_awaitable);

@@ -14,6 +14,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace vmrt::test {
 
@@ -46,6 +47,13 @@ private:
 /// Path of a helper program from the environment variable CTest sets (VMRT_TEST_CHILD,
 /// VMRT_FAKE_GUEST); throws with a clear message if it is missing.
 std::filesystem::path helper_program(const char* env_var);
+
+/// A list of strings built outside coroutine bodies: GCC 12 rejects braced lists of string
+/// literals inside them ("array used as initializer").
+template <typename... Words>
+std::vector<std::string> strings(Words... words) {
+    return {std::string(words)...};
+}
 
 /// Writes `contents` to `file` (creating or truncating it).
 void write_file(const std::filesystem::path& file, const std::string& contents);

@@ -10,17 +10,14 @@
 namespace vmrt::io {
 namespace {
 
-error_code last_error() {
-    return {errno, boost::system::system_category()};
-}
+error_code last_error() { return {errno, boost::system::system_category()}; }
 
 // Writes all of `data`, retrying short writes and EINTR.
 error_code write_all(int fd, std::string_view data) {
     while (!data.empty()) {
         ssize_t n = ::write(fd, data.data(), data.size());
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return last_error();
         }
         data.remove_prefix(static_cast<std::size_t>(n));
@@ -35,15 +32,13 @@ std::string temp_name_for(const std::filesystem::path& target) {
            std::to_string(rng() & 0xffffff);
 }
 
-} // namespace
+}  // namespace
 
 error_code sync_directory(const std::filesystem::path& dir) noexcept {
     int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return last_error();
+    if (fd < 0) return last_error();
     error_code ec;
-    if (::fsync(fd) != 0)
-        ec = last_error();
+    if (::fsync(fd) != 0) ec = last_error();
     ::close(fd);
     return ec;
 }
@@ -57,8 +52,7 @@ void write_file_atomically(const std::filesystem::path& target, std::string_view
     for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
         temp = dir / temp_name_for(target);
         fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(perms));
-        if (fd < 0 && errno != EEXIST)
-            break;
+        if (fd < 0 && errno != EEXIST) break;
     }
     if (fd < 0) {
         ec = last_error();
@@ -66,14 +60,10 @@ void write_file_atomically(const std::filesystem::path& target, std::string_view
     }
     ec = write_all(fd, contents);
     // fchmod: the umask may have narrowed the mode given to open().
-    if (!ec && ::fchmod(fd, static_cast<mode_t>(perms)) != 0)
-        ec = last_error();
-    if (!ec && ::fsync(fd) != 0)
-        ec = last_error();
-    if (::close(fd) != 0 && !ec)
-        ec = last_error();
-    if (!ec && ::rename(temp.c_str(), target.c_str()) != 0)
-        ec = last_error();
+    if (!ec && ::fchmod(fd, static_cast<mode_t>(perms)) != 0) ec = last_error();
+    if (!ec && ::fsync(fd) != 0) ec = last_error();
+    if (::close(fd) != 0 && !ec) ec = last_error();
+    if (!ec && ::rename(temp.c_str(), target.c_str()) != 0) ec = last_error();
     if (ec) {
         ::unlink(temp.c_str());
         return;
@@ -85,8 +75,7 @@ void write_file_atomically(const std::filesystem::path& target, std::string_view
                            std::filesystem::perms perms) {
     error_code ec;
     write_file_atomically(target, contents, perms, ec);
-    if (ec)
-        throw boost::system::system_error(ec, "atomic write of " + target.string());
+    if (ec) throw boost::system::system_error(ec, "atomic write of " + target.string());
 }
 
-} // namespace vmrt::io
+}  // namespace vmrt::io

@@ -341,6 +341,26 @@ asio::awaitable<vm_state> vm_actor::set_paused(bool pause) {
     co_return state_;
 }
 
+asio::awaitable<std::uint64_t> vm_actor::resize_balloon(std::uint64_t target_mib) {
+    auto self = shared_from_this();
+    auto inst = instance_;
+    if (!is_running(state_) || !inst)
+        throw error(
+            make_error_code(errc::invalid_state),
+            {.message = "cannot resize the balloon of a VM that is " + std::string(state_name(state_))});
+    if (!spec_.balloon)
+        throw error(
+            make_error_code(errc::unsupported),
+            {.message = "the VM has no balloon device (set \"balloon\" in its spec)", .field = "balloon"});
+    if (target_mib == 0 || target_mib > spec_.memory_mib)
+        throw error(make_error_code(errc::invalid_spec),
+                    {.message = "a balloon target must be between 1 and memory_mib (" +
+                                std::to_string(spec_.memory_mib) + ") MiB"});
+    auto actual = co_await inst->resize_balloon(target_mib);
+    note("balloon: the guest now has " + std::to_string(actual) + " MiB");
+    co_return actual;
+}
+
 void vm_actor::abandon() {
     asio::post(strand_, [self = shared_from_this()] {
         if (self->exited_ || !self->instance_) return;

@@ -54,6 +54,9 @@ public:
     /// Pause (true) or resume (false); returns the state entered.
     boost::asio::awaitable<vm_state> set_paused(bool pause);
 
+    /// Balloon resize; returns the size the guest reports.
+    boost::asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib);
+
     /// Thread-safe copy of the current information.
     vm_info snapshot() const;
 

@@ -232,6 +232,12 @@ void vm_manager::kill_impl(std::string name, stop_handler h) {
                             [](detail::vm_actor& a) { return a.kill(); });
 }
 
+void vm_manager::balloon_impl(std::string name, std::uint64_t target_mib,
+                              asio::any_completion_handler<void(error_code, std::uint64_t)> h) {
+    run_vm_op<std::uint64_t>(ex_, find(name), 0, std::move(h),
+                             [target_mib](detail::vm_actor& a) { return a.resize_balloon(target_mib); });
+}
+
 void vm_manager::pause_impl(std::string name, bool pause, state_handler h) {
     run_vm_op<vm_state>(ex_, find(name), vm_state{}, std::move(h),
                         [pause](detail::vm_actor& a) { return a.set_paused(pause); });

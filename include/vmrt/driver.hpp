@@ -17,6 +17,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -55,6 +56,10 @@ public:
     /// Freezes / thaws the guest's vCPUs. Default: throws vmrt::error(errc::unsupported).
     virtual boost::asio::awaitable<void> pause();
     virtual boost::asio::awaitable<void> resume();
+
+    /// Asks the guest's balloon driver to leave the guest `target_mib` of memory; completes with
+    /// the size the guest reports once it has followed. Default: throws errc::unsupported.
+    virtual boost::asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib);
 
     /// The VMM process, for backends that run one (identity = pid + start time).
     virtual std::optional<io::process_identity> vmm_identity() const { return std::nullopt; }

@@ -131,6 +131,16 @@ public:
             std::move(name));
     }
 
+    /// Resizes a running VM's memory balloon so that the guest keeps `target_mib`. Completes with
+    /// the size the guest reports once its driver has followed. errc::unsupported without a
+    /// balloon device or on a backend that cannot. Signature: void(error_code, std::uint64_t).
+    template <typename CompletionToken>
+    auto async_resize_balloon(std::string name, std::uint64_t target_mib, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, std::uint64_t)>(
+            [this](auto h, std::string n, std::uint64_t t) { balloon_impl(std::move(n), t, std::move(h)); },
+            token, std::move(name), target_mib);
+    }
+
     /// Waits until every named VM is Ready. Fails fast with errc::vmm_crashed when one fails,
     /// errc::invalid_state when one stops, errc::not_found for an unknown name, errc::timeout at
     /// the deadline. Signature: void(error_code, std::vector<vm_info>).
@@ -175,6 +185,8 @@ private:
     void start_impl(vm_spec spec, info_handler h);
     void stop_impl(std::string name, std::chrono::steady_clock::duration deadline, stop_handler h);
     void kill_impl(std::string name, stop_handler h);
+    void balloon_impl(std::string name, std::uint64_t target_mib,
+                      boost::asio::any_completion_handler<void(error_code, std::uint64_t)> h);
     void pause_impl(std::string name, bool pause, state_handler h);
     void wait_ready_impl(std::vector<std::string> names, std::chrono::steady_clock::duration deadline,
                          infos_handler h);

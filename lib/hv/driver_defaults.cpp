@@ -8,6 +8,11 @@ boost::asio::awaitable<void> vm_instance::pause() {
     co_return;
 }
 
+boost::asio::awaitable<std::uint64_t> vm_instance::resize_balloon(std::uint64_t) {
+    throw error(make_error_code(errc::unsupported), {.message = "this backend cannot resize a balloon"});
+    co_return 0;
+}
+
 boost::asio::awaitable<void> vm_instance::resume() {
     throw error(make_error_code(errc::unsupported), {.message = "this backend cannot resume a VM"});
     co_return;

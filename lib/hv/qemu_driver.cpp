@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/value_to.hpp>
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -107,6 +108,32 @@ public:
     asio::awaitable<void> pause() override { co_await execute("stop"); }
     asio::awaitable<void> resume() override { co_await execute("cont"); }
 
+    // QMP `balloon` sets the target; the guest driver follows at its own pace and QEMU reports each
+    // step as BALLOON_CHANGE (no polling of query-balloon needed).
+    asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib) override {
+        constexpr std::uint64_t mib = 1024 * 1024;
+        auto events = qmp_.subscribe_events();  // before the command: no step can be missed
+        boost::json::object args;
+        args["value"] = target_mib * mib;
+        co_await qmp_.async_execute("balloon", std::move(args));
+        auto current = co_await qmp_.async_execute("query-balloon");
+        std::uint64_t actual = boost::json::value_to<std::uint64_t>(current.as_object().at("actual")) / mib;
+        asio::steady_timer limit(co_await asio::this_coro::executor, std::chrono::seconds(30));
+        while (actual != target_mib) {
+            auto next = co_await (events.async_next(asio::as_tuple(asio::use_awaitable)) ||
+                                  limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+            if (next.index() == 1)
+                throw error(make_error_code(errc::timeout),
+                            {.message = "the guest's balloon driver stayed at " + std::to_string(actual) +
+                                        " MiB (target " + std::to_string(target_mib) + " MiB)"});
+            auto& [ec, ev] = std::get<0>(next);
+            if (ec) throw error(ec, {.message = "QMP connection ended during a balloon resize"});
+            if (ev.name == "BALLOON_CHANGE" && ev.data.contains("actual"))
+                actual = boost::json::value_to<std::uint64_t>(ev.data.at("actual")) / mib;
+        }
+        co_return actual;
+    }
+
     std::optional<io::process_identity> vmm_identity() const override { return proc_.identity(); }
     std::string vmm_log_tail() const override { return io::read_file_tail(log_, 2048); }
 
@@ -144,6 +171,7 @@ public:
             .allow(operation::kill)
             .allow(operation::pause)
             .allow(operation::resume)
+            .allow(operation::resize_balloon)
             .deny(operation::vsock_connect,
                   "no vhost-vsock on this host kernel; use a virtio-serial channel");
     }

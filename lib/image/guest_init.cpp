@@ -38,6 +38,7 @@ for word in $(cat /proc/cmdline); do
     vmrs.virtiofs=*) shares=${word#*=} ;;
     vmrs.cidata=*) cidata=${word#*=} ;;
     vmrs.counter=*) counter=${word#*=} ;;
+    vmrs.meminfo=*) meminfo=${word#*=} ;;
     vmrs.datadisk=*) datadisk=${word#*=} ;;
     vmrs.datawrite=*) datawrite=${word#*=} ;;
     vmrs.virtiofs_probe=*) probe_tag=${word#*=} ;;
@@ -196,6 +197,22 @@ if [ "$noacpid" != 1 ]; then
 fi
 
 echo "VMRS_READY $address"
+
+# vmrs.meminfo=1: print MemTotal whenever it changes, so that the host can see a balloon resize
+# (an inflating balloon without deflate-on-oom takes its pages out of MemTotal).
+if [ "$meminfo" = 1 ]; then
+    (
+        last=
+        while true; do
+            total=$(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2)
+            if [ "$total" != "$last" ]; then
+                echo "VMRS_MEMTOTAL $total"
+                last=$total
+            fi
+            sleep 0.5
+        done
+    ) &
+fi
 
 if [ "$counter" = 1 ]; then
     (

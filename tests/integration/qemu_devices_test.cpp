@@ -362,4 +362,49 @@ BOOST_AUTO_TEST_CASE(balloon_device_is_seen_by_the_guest) {
         120s);
 }
 
+// The last MemTotal (kB) the guest printed, or 0.
+std::uint64_t last_memtotal(const std::string& text) {
+    std::uint64_t kb = 0;
+    for (auto& line : console_lines(text))
+        if (line.rfind("VMRS_MEMTOTAL ", 0) == 0) kb = std::stoull(line.substr(14));
+    return kb;
+}
+
+BOOST_AUTO_TEST_CASE(balloon_resize_is_seen_by_the_guest) {
+    // Without deflate-on-oom the guest driver takes inflated pages out of MemTotal, which the
+    // guest prints (vmrs.meminfo=1) whenever it changes.
+    auto s = spec("squeeze", "vmrs.meminfo=1");
+    s.balloon = vmrt::balloon_spec{.deflate_on_oom = false};
+    run_coro(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            co_await boot(s);
+            asio::steady_timer tick(ctx);
+            // The meminfo loop starts with READY: wait for its first line.
+            for (int i = 0; i < 40 && last_memtotal(console("squeeze")) == 0; ++i) {
+                tick.expires_after(250ms);
+                co_await tick.async_wait(tuple_awaitable);
+            }
+            const auto before = last_memtotal(console("squeeze"));
+            BOOST_TEST_REQUIRE(before > 0u, console("squeeze"));
+            auto [ec, actual] = co_await manager->async_resize_balloon("squeeze", 160, tuple_awaitable);
+            BOOST_TEST_REQUIRE(!ec, ec.message());
+            BOOST_TEST(actual == 160u);
+            // The guest's own view follows: MemTotal drops by about the 96 MiB taken.
+            std::uint64_t after = before;
+            for (int i = 0; i < 40 && before - std::min(before, after) < 90 * 1024; ++i) {
+                tick.expires_after(250ms);
+                co_await tick.async_wait(tuple_awaitable);
+                after = last_memtotal(console("squeeze"));
+            }
+            BOOST_TEST_MESSAGE("guest MemTotal " << before << " kB -> " << after << " kB");
+            BOOST_TEST(before - std::min(before, after) >= 90u * 1024, before << " -> " << after);
+            // Out of range and no-balloon requests are refused by name, not sent to QEMU.
+            auto [bad, v] = co_await manager->async_resize_balloon("squeeze", 100000, tuple_awaitable);
+            BOOST_TEST((bad == vmrt::errc::invalid_spec));
+            co_await manager->async_kill("squeeze", tuple_awaitable);
+        },
+        120s);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -20,6 +20,7 @@
 //   vmrs.virtiofs=TAG[:DIR][,TAG2[:DIR2]...]  mounted on DIR (default /mnt/TAG)
 //   vmrs.cidata=1         mounts the ISO 9660 disk labelled "cidata" on /mnt/cidata and prints meta-data
 //   vmrs.counter=1        a background counter (proves that a restored guest runs on)
+//   vmrs.meminfo=1        after READY: VMRS_MEMTOTAL <kB> whenever MemTotal changes (balloon)
 //   vmrs.datadisk=/dev/vdX  ext4, mounted read-write on /mnt/data (read-only if the disk is)
 //   vmrs.datawrite=TOKEN  writes TOKEN + newline to    VMRS_DATAWRITE ok | failed: <reason>
 //                         /mnt/data/hello.txt, syncs     (failed also when the disk is read-only)

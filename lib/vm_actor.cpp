@@ -33,10 +33,10 @@ void manager_shared::publish(std::string vm, event_kind kind, vm_state state, st
 
 vm_actor::vm_actor(asio::any_io_executor ex, vm_spec spec, std::shared_ptr<driver> drv,
                    std::filesystem::path run_dir, const manager_options& opts,
-                   std::shared_ptr<manager_shared> shared)
+                   std::shared_ptr<manager_shared> shared, restore_point restore)
     : strand_(asio::make_strand(ex)), spec_(std::move(spec)), driver_(std::move(drv)),
-      run_dir_(std::move(run_dir)), opts_(opts), shared_(std::move(shared)), parser_(opts.serial_tail_lines),
-      state_changed_(strand_, steady_clock::time_point::max()) {
+      run_dir_(std::move(run_dir)), opts_(opts), shared_(std::move(shared)), restore_(std::move(restore)),
+      parser_(opts.serial_tail_lines), state_changed_(strand_, steady_clock::time_point::max()) {
     snapshot_.name = spec_.name;
     snapshot_.namespace_ = spec_.namespace_;
     snapshot_.backend = std::string(driver_->name());
@@ -93,6 +93,7 @@ asio::awaitable<vm_info> vm_actor::start() {
     launch_context ctx;
     ctx.executor = strand_;
     ctx.run_dir = run_dir_;
+    ctx.restore_from = restore_.dir;
     std::weak_ptr<vm_actor> weak = self;
     ctx.note = [weak](std::string text) {
         if (auto a = weak.lock()) a->note(std::move(text));
@@ -126,6 +127,12 @@ asio::awaitable<vm_info> vm_actor::start() {
     set_state(state::running{}, reason);
     write_state_file();
     asio::co_spawn(strand_, supervise(inst), asio::detached);
+
+    // A restored guest goes on from where it was saved; it does not boot, so it will not print its
+    // ready line again.
+    if (!restore_.dir.empty() && restore_.ready_ip)
+        set_state(state::ready{restore_.ready_ip->empty() ? std::nullopt : restore_.ready_ip},
+                  "restored from " + restore_.dir.string() + " (the guest was ready when saved)");
 
     // A ready line can arrive while the launch is still being confirmed: apply it now.
     if (ready_seen_while_starting_ && ready_ip_ && !stop_requested_ && !kill_requested_)
@@ -338,6 +345,32 @@ asio::awaitable<vm_state> vm_actor::set_paused(bool pause) {
         else
             set_state(state::running{}, "resumed");
     }
+    co_return state_;
+}
+
+asio::awaitable<vm_state> vm_actor::save_snapshot(std::filesystem::path dir) {
+    auto self = shared_from_this();
+    auto inst = instance_;
+    if (!inst || !(is_running(state_) || std::holds_alternative<state::paused>(state_)))
+        throw error(make_error_code(errc::invalid_state),
+                    {.message = "cannot snapshot a VM that is " + std::string(state_name(state_))});
+    std::error_code fs_ec;
+    std::filesystem::create_directories(dir, fs_ec);
+    if (fs_ec || !std::filesystem::is_empty(dir, fs_ec))
+        throw error(make_error_code(errc::invalid_state),
+                    {.message = "a snapshot needs a new or empty directory: " + dir.string()});
+    const auto saved_ready = ready_ip_;
+    co_await inst->save_snapshot(dir);
+    // What restore needs besides the machine state: the spec, and whether the guest was ready.
+    auto spec_json = boost::json::parse(spec_to_json(spec_));
+    boost::json::object meta;
+    meta["spec"] = std::move(spec_json);
+    if (saved_ready)
+        meta["ready_ip"] = *saved_ready;
+    else
+        meta["ready_ip"] = nullptr;
+    io::write_file_atomically(dir / "vm.json", boost::json::serialize(meta) + "\n");
+    set_state(state::paused{}, "snapshot saved to " + dir.string());
     co_return state_;
 }
 

@@ -32,6 +32,12 @@ struct manager_shared {
     io::broadcast_channel<vm_event> channel;
 };
 
+/// Where a restored VM comes from: a snapshot directory, and whether its guest was ready then.
+struct restore_point {
+    std::filesystem::path dir;            ///< empty: a fresh boot
+    std::optional<std::string> ready_ip;  ///< set: the guest was Ready ("" = without address)
+};
+
 class vm_actor : public std::enable_shared_from_this<vm_actor> {
 public:
     using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
@@ -39,7 +45,7 @@ public:
 
     vm_actor(boost::asio::any_io_executor ex, vm_spec spec, std::shared_ptr<driver> drv,
              std::filesystem::path run_dir, const manager_options& opts,
-             std::shared_ptr<manager_shared> shared);
+             std::shared_ptr<manager_shared> shared, restore_point restore = {});
     ~vm_actor();
 
     const strand_type& strand() const noexcept { return strand_; }
@@ -53,6 +59,10 @@ public:
     boost::asio::awaitable<stop_outcome> kill();
     /// Pause (true) or resume (false); returns the state entered.
     boost::asio::awaitable<vm_state> set_paused(bool pause);
+
+    /// Pauses the VM and saves it into `dir` (created if needed, must be empty); see
+    /// vm_manager::async_snapshot. Returns the state entered (paused).
+    boost::asio::awaitable<vm_state> save_snapshot(std::filesystem::path dir);
 
     /// Balloon resize; returns the size the guest reports.
     boost::asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib);
@@ -83,6 +93,7 @@ private:
     std::filesystem::path run_dir_;
     manager_options opts_;
     std::shared_ptr<manager_shared> shared_;
+    restore_point restore_;
 
     // Strand-only state.
     vm_state state_ = state::starting{};

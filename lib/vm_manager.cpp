@@ -10,10 +10,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
 
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 namespace vmrt {
 
@@ -133,67 +136,6 @@ io::subscription<vm_event> vm_manager::subscribe(executor_type ex) const {
     return shared_->channel.subscribe(std::move(ex));
 }
 
-void vm_manager::start_impl(vm_spec spec, info_handler h) {
-    auto fail = [&](errc code, std::string message, std::string field = {}) {
-        vm_info failed;
-        failed.name = spec.name;
-        failed.diag.message = std::move(message);
-        failed.diag.field = std::move(field);
-        detail::run_op<vm_info>(
-            ex_,
-            [](error_code ec, vm_info i) -> asio::awaitable<std::pair<error_code, vm_info>> {
-                co_return std::pair{ec, std::move(i)};
-            }(make_error_code(code), std::move(failed)),
-            std::move(h));
-    };
-    if (spec.serial_log.empty() && is_valid_vm_name(spec.name) && is_valid_vm_name(spec.namespace_)) {
-        // The default console log lives in the VM's run directory, which must exist to be validated.
-        auto run_dir = opts_.state_dir / spec.namespace_ / spec.name;
-        std::error_code ec;
-        std::filesystem::create_directories(run_dir, ec);
-        if (ec)
-            return fail(errc::vmm_start_failed, "cannot create " + run_dir.string() + ": " + ec.message(),
-                        "serial_log");
-        spec.serial_log = run_dir / "serial.log";
-    }
-    if (auto problems = validate_spec(spec); !problems.empty())
-        return fail(errc::invalid_spec, problems.front().message, problems.front().field);
-    std::string why_not;
-    auto drv = find_driver(spec.backend, &why_not);
-    if (!drv) return fail(errc::unsupported, why_not);
-    if (auto refused = drv->check_spec(spec))
-        return fail(errc::unsupported, refused->message, refused->field);
-
-    std::shared_ptr<detail::vm_actor> actor;
-    {
-        std::lock_guard lock(mutex_);
-        auto it = actors_.find(spec.name);
-        if (it != actors_.end() && !is_terminal(it->second->snapshot().state)) {
-            // Reserve-before-launch: a second start of the same name fails here, never races.
-            return fail(errc::already_exists,
-                        "VM \"" + spec.name + "\" is already " +
-                            std::string(state_name(it->second->snapshot().state)),
-                        "name");
-        }
-        auto run_dir = opts_.state_dir / spec.namespace_ / spec.name;
-        actor = std::make_shared<detail::vm_actor>(ex_, std::move(spec), drv, run_dir, opts_, shared_);
-        actors_[actor->name()] = actor;
-    }
-    detail::run_op<vm_info>(
-        actor->strand(),
-        [](std::shared_ptr<detail::vm_actor> a) -> asio::awaitable<std::pair<error_code, vm_info>> {
-            try {
-                co_return std::pair{error_code{}, co_await a->start()};
-            } catch (const error& e) {
-                auto info = a->snapshot();
-                info.diag = e.diag();
-                if (info.diag.message.empty()) info.diag.message = e.what();
-                co_return std::pair{e.code(), std::move(info)};
-            }
-        }(actor),
-        std::move(h));
-}
-
 namespace {
 
 template <typename T>
@@ -221,6 +163,102 @@ void run_vm_op(asio::any_io_executor ex, std::shared_ptr<detail::vm_actor> actor
 }
 
 }  // namespace
+
+void vm_manager::start_impl(vm_spec spec, info_handler h) {
+    start_vm(std::move(spec), {}, std::nullopt, std::move(h));
+}
+
+void vm_manager::restore_impl(std::filesystem::path dir, info_handler h) {
+    auto fail = [&](errc code, std::string message) {
+        vm_info failed;
+        failed.diag.message = std::move(message);
+        detail::run_op<vm_info>(ex_, immediate(make_error_code(code), std::move(failed)), std::move(h));
+    };
+    std::ifstream in(dir / "vm.json", std::ios::binary);
+    if (!in) return fail(errc::not_found, "no snapshot in " + dir.string() + " (vm.json missing)");
+    std::stringstream text;
+    text << in.rdbuf();
+    error_code ec;
+    auto meta = boost::json::parse(text.str(), ec);
+    if (ec || !meta.is_object() || !meta.as_object().contains("spec"))
+        return fail(errc::invalid_spec, "malformed " + (dir / "vm.json").string());
+    auto spec = parse_spec_json(boost::json::serialize(meta.at("spec")), dir);
+    if (!spec) return fail(errc::invalid_spec, spec.error().field + ": " + spec.error().message);
+    std::optional<std::string> ready_ip;
+    if (auto* ip = meta.as_object().if_contains("ready_ip"); ip && ip->is_string())
+        ready_ip = std::string(ip->as_string());
+    start_vm(std::move(*spec), std::move(dir), std::move(ready_ip), std::move(h));
+}
+
+void vm_manager::snapshot_impl(std::string name, std::filesystem::path dir, state_handler h) {
+    run_vm_op<vm_state>(ex_, find(name), vm_state{}, std::move(h),
+                        [d = std::move(dir)](detail::vm_actor& a) { return a.save_snapshot(d); });
+}
+
+void vm_manager::start_vm(vm_spec spec, std::filesystem::path restore_dir,
+                          std::optional<std::string> ready_ip, info_handler h) {
+    auto fail = [&](errc code, std::string message, std::string field = {}) {
+        vm_info failed;
+        failed.name = spec.name;
+        failed.diag.message = std::move(message);
+        failed.diag.field = std::move(field);
+        detail::run_op<vm_info>(
+            ex_,
+            [](error_code ec, vm_info i) -> asio::awaitable<std::pair<error_code, vm_info>> {
+                co_return std::pair{ec, std::move(i)};
+            }(make_error_code(code), std::move(failed)),
+            std::move(h));
+    };
+    if (is_valid_vm_name(spec.name) && is_valid_vm_name(spec.namespace_)) {
+        // The VM's run directory holds its default console log (and a restored VM's log, whose
+        // directory may have been removed with the VM that was saved): it must exist to validate.
+        auto run_dir = opts_.state_dir / spec.namespace_ / spec.name;
+        std::error_code ec;
+        std::filesystem::create_directories(run_dir, ec);
+        if (ec)
+            return fail(errc::vmm_start_failed, "cannot create " + run_dir.string() + ": " + ec.message(),
+                        "serial_log");
+        if (spec.serial_log.empty()) spec.serial_log = run_dir / "serial.log";
+    }
+    if (auto problems = validate_spec(spec); !problems.empty())
+        return fail(errc::invalid_spec, problems.front().message, problems.front().field);
+    std::string why_not;
+    auto drv = find_driver(spec.backend, &why_not);
+    if (!drv) return fail(errc::unsupported, why_not);
+    if (auto refused = drv->check_spec(spec))
+        return fail(errc::unsupported, refused->message, refused->field);
+
+    std::shared_ptr<detail::vm_actor> actor;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = actors_.find(spec.name);
+        if (it != actors_.end() && !is_terminal(it->second->snapshot().state)) {
+            // Reserve-before-launch: a second start of the same name fails here, never races.
+            return fail(errc::already_exists,
+                        "VM \"" + spec.name + "\" is already " +
+                            std::string(state_name(it->second->snapshot().state)),
+                        "name");
+        }
+        auto run_dir = opts_.state_dir / spec.namespace_ / spec.name;
+        actor = std::make_shared<detail::vm_actor>(
+            ex_, std::move(spec), drv, run_dir, opts_, shared_,
+            detail::restore_point{std::move(restore_dir), std::move(ready_ip)});
+        actors_[actor->name()] = actor;
+    }
+    detail::run_op<vm_info>(
+        actor->strand(),
+        [](std::shared_ptr<detail::vm_actor> a) -> asio::awaitable<std::pair<error_code, vm_info>> {
+            try {
+                co_return std::pair{error_code{}, co_await a->start()};
+            } catch (const error& e) {
+                auto info = a->snapshot();
+                info.diag = e.diag();
+                if (info.diag.message.empty()) info.diag.message = e.what();
+                co_return std::pair{e.code(), std::move(info)};
+            }
+        }(actor),
+        std::move(h));
+}
 
 void vm_manager::stop_impl(std::string name, steady_clock::duration deadline, stop_handler h) {
     run_vm_op<stop_outcome>(ex_, find(name), stop_outcome::already_stopped, std::move(h),

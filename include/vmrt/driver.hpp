@@ -32,6 +32,7 @@ struct launch_context {
     boost::asio::any_io_executor executor;  ///< the VM's strand; all instance callbacks run here
     std::filesystem::path run_dir;          ///< private per-VM directory (sockets, VMM log)
     std::function<void(std::string)> note;  ///< reports an informational event for this VM
+    std::filesystem::path restore_from;     ///< non-empty: resume the VM saved in this snapshot directory
 };
 
 /// One launched VM as its backend sees it. Destroying it releases everything the backend started
@@ -60,6 +61,11 @@ public:
     /// Asks the guest's balloon driver to leave the guest `target_mib` of memory; completes with
     /// the size the guest reports once it has followed. Default: throws errc::unsupported.
     virtual boost::asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib);
+
+    /// Pauses the VM and saves its device and memory state into `dir` (an existing, empty
+    /// directory); the VM stays paused. Disks are not copied: restore needs them unchanged.
+    /// Default: throws errc::unsupported.
+    virtual boost::asio::awaitable<void> save_snapshot(const std::filesystem::path& dir);
 
     /// The VMM process, for backends that run one (identity = pid + start time).
     virtual std::optional<io::process_identity> vmm_identity() const { return std::nullopt; }

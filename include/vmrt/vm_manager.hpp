@@ -141,6 +141,27 @@ public:
             token, std::move(name), target_mib);
     }
 
+    /// Pauses the VM and saves its machine state, with its spec, into `dir` (created if needed,
+    /// must be empty); the VM stays paused (resume, stop or kill it next). Disks are not copied:
+    /// a restore needs them unchanged. Signature: void(error_code, vm_state).
+    template <typename CompletionToken>
+    auto async_snapshot(std::string name, std::filesystem::path dir, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, vm_state)>(
+            [this](auto h, std::string n, std::filesystem::path d) {
+                snapshot_impl(std::move(n), std::move(d), std::move(h));
+            },
+            token, std::move(name), std::move(dir));
+    }
+
+    /// Starts the VM saved in `dir` by async_snapshot (under its saved name, which must not be
+    /// active); the guest continues where it was saved. Signature: void(error_code, vm_info).
+    template <typename CompletionToken>
+    auto async_restore(std::filesystem::path dir, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, vm_info)>(
+            [this](auto h, std::filesystem::path d) { restore_impl(std::move(d), std::move(h)); }, token,
+            std::move(dir));
+    }
+
     /// Waits until every named VM is Ready. Fails fast with errc::vmm_crashed when one fails,
     /// errc::invalid_state when one stops, errc::not_found for an unknown name, errc::timeout at
     /// the deadline. Signature: void(error_code, std::vector<vm_info>).
@@ -185,6 +206,10 @@ private:
     void start_impl(vm_spec spec, info_handler h);
     void stop_impl(std::string name, std::chrono::steady_clock::duration deadline, stop_handler h);
     void kill_impl(std::string name, stop_handler h);
+    void snapshot_impl(std::string name, std::filesystem::path dir, state_handler h);
+    void restore_impl(std::filesystem::path dir, info_handler h);
+    void start_vm(vm_spec spec, std::filesystem::path restore_dir, std::optional<std::string> ready_ip,
+                  info_handler h);
     void balloon_impl(std::string name, std::uint64_t target_mib,
                       boost::asio::any_completion_handler<void(error_code, std::uint64_t)> h);
     void pause_impl(std::string name, bool pause, state_handler h);

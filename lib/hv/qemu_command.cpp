@@ -180,7 +180,8 @@ boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(cons
             add(a, {"-uuid", uuid});
         }
         if (s.rosetta) return refuse("rosetta", "Rosetta exists only on Apple silicon (apple-vz backend)");
-        if (rt.incoming_fd >= 0) add(a, {"-incoming", "fd:" + std::to_string(rt.incoming_fd)});
+        // Deferred, so that the driver can ask for migration events before the state streams in.
+        if (rt.incoming_fd >= 0) add(a, {"-incoming", "defer"});
     } catch (const error& e) {
         return refuse(e.diag().field, e.what());
     }

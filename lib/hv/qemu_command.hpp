@@ -25,7 +25,8 @@ struct qemu_runtime {
     int qmp_fd = -1;                                      ///< child's end of the QMP socketpair
     std::vector<int> nic_fds;                             ///< per spec.networks entry: inherited fd or -1
     std::vector<std::filesystem::path> virtiofs_sockets;  ///< per spec.shared_dirs entry
-    int incoming_fd = -1;  ///< restore: inherited fd of a saved migration stream (QEMU 7.2 has no file: URI)
+    int incoming_fd =
+        -1;  ///< restore: inherited fd of a saved state (QEMU 7.2 has no file: URI); -incoming defer
 };
 
 /// argv[1..] for qemu-system-x86_64, or the spec field that cannot be expressed.

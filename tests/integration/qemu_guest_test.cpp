@@ -15,6 +15,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <sstream>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -143,6 +144,53 @@ BOOST_AUTO_TEST_CASE(a_qemu_that_exits_at_once_is_a_clear_start_error) {
             BOOST_TEST(std::holds_alternative<vmrt::state::failed>(*manager->state("broken")));
         },
         60s);
+}
+
+// The highest VMRS_COUNTER value on a console, or -1.
+long last_counter(const std::string& text) {
+    long last = -1;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("VMRS_COUNTER ", 0) == 0) last = std::max(last, std::stol(line.substr(13)));
+    return last;
+}
+
+BOOST_AUTO_TEST_CASE(snapshot_stop_restore_continues_the_guest) {
+    run_coro(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            const auto snapshot_dir = dir / "snap";
+            co_await manager->async_start(spec("saved", "vmrs.counter=1 vmrs.ip=10.0.0.9/24"),
+                                          tuple_awaitable);
+            auto [rec, infos] =
+                co_await manager->async_wait_ready(vmrt::test::strings("saved"), 60s, tuple_awaitable);
+            BOOST_TEST_REQUIRE(!rec, rec.message());
+            co_await sleep(3000ms);
+            auto [sec, st] = co_await manager->async_snapshot("saved", snapshot_dir, tuple_awaitable);
+            BOOST_TEST_REQUIRE(!sec, sec.message());
+            BOOST_TEST(std::holds_alternative<vmrt::state::paused>(st));
+            BOOST_TEST(std::filesystem::file_size(snapshot_dir / "vmstate.bin") > 1024u * 1024u);
+            const long before = last_counter(console("saved"));
+            BOOST_TEST_REQUIRE(before >= 1, console("saved"));
+            co_await manager->async_kill("saved", tuple_awaitable);
+            BOOST_TEST(!manager->remove("saved"));
+
+            // A fresh QEMU loads the saved state: the guest does not boot again, it counts on.
+            auto [ec, info] = co_await manager->async_restore(snapshot_dir, tuple_awaitable);
+            BOOST_TEST_REQUIRE(!ec, ec.message()
+                                        << ": " << info.diag.message << " " << info.diag.vmm_stderr_tail);
+            const auto restored = *manager->state("saved");
+            auto* ready = std::get_if<vmrt::state::ready>(&restored);
+            BOOST_TEST_REQUIRE(ready, "restored VM should be ready: " << vmrt::to_string(restored));
+            BOOST_TEST(ready->ip.value_or(std::string{}) == "10.0.0.9");
+            co_await sleep(3000ms);
+            auto text = console("saved");
+            BOOST_TEST(text.find("Linux version") == std::string::npos, "the guest booted again:\n" << text);
+            BOOST_TEST(last_counter(text) > before, "counter before " << before << ", after:\n" << text);
+            auto [kec, outcome] = co_await manager->async_stop("saved", 30s, tuple_awaitable);
+            BOOST_TEST((outcome == vmrt::stop_outcome::clean));
+        },
+        180s);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -43,6 +43,8 @@
 //
 // spec_to_json writes every field that is set, defaults included, indented by two spaces, so
 // that parse_spec_json(spec_to_json(s)) == s for every spec that JSON can express.
+#include "strict_json.hpp"
+
 #include <vmrt/vm_spec.hpp>
 
 #include <boost/json.hpp>
@@ -74,13 +76,8 @@ struct bad_field {
     throw bad_field{spec_error{std::move(field), std::move(message)}};
 }
 
-std::string child_path(const std::string& parent, std::string_view key) {
-    return parent.empty() ? std::string(key) : parent + "." + std::string(key);
-}
-
-std::string element_path(const std::string& parent, std::size_t index) {
-    return parent + "[" + std::to_string(index) + "]";
-}
+using detail::child_path;
+using detail::element_path;
 
 // Keeps messages readable when the offending value is a long string.
 std::string excerpt(std::string text) {
@@ -424,258 +421,19 @@ vm_spec read_spec(const json::value& document, const fs::path& base_dir) {
     return spec;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Syntax errors and duplicate keys.
-
-// Boost.JSON reports *what* is wrong but not *where*: on error it claims to have consumed the
-// whole buffer. Syntax errors are monotonic (a prefix that is already wrong stays wrong when it
-// grows), so a binary search over prefixes, parsed as "more input follows", finds the first byte
-// that makes the text invalid. This only runs on the error path.
-std::size_t first_bad_byte(std::string_view text) {
-    const auto prefix_fails = [&](std::size_t n) {
-        json::stream_parser parser;
-        json::error_code ec;
-        const std::size_t used = parser.write_some(text.data(), n, ec);
-        // write_some stops quietly after a complete document; anything it left is extra data.
-        return ec || used < n;
-    };
-    if (!prefix_fails(text.size())) return text.size();  // only incomplete: the end is at fault
-    std::size_t good = 0, bad = text.size();             // invariant: prefix(good) ok, prefix(bad) fails
-    while (bad - good > 1) {
-        const std::size_t mid = good + (bad - good) / 2;
-        (prefix_fails(mid) ? bad : good) = mid;
-    }
-    return bad - 1;
-}
-
-std::string describe_position(std::string_view text, std::size_t offset) {
-    std::size_t line = 1, line_start = 0;
-    for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
-        if (text[i] == '\n') {
-            ++line;
-            line_start = i + 1;
-        }
-    }
-    return "line " + std::to_string(line) + ", column " + std::to_string(offset - line_start + 1) +
-           " (byte " + std::to_string(offset) + ")";
-}
-
-json::value parse_document(std::string_view text) {
-    json::stream_parser parser;  // default options: strict RFC 8259, no comments, valid UTF-8 only
-    json::error_code ec;
-    parser.write(text.data(), text.size(), ec);
-    if (!ec) parser.finish(ec);
-    if (ec)
-        fail("", "invalid JSON at " + describe_position(text, first_bad_byte(text)) + ": " + ec.message());
-    return parser.release();
-}
-
-// Boost.JSON silently keeps the last of repeated keys. In a hand-written spec a repeated key is
-// nearly always a copy-and-paste mistake, so a second pass over the (already valid) text with a
-// value-less handler looks for them and names the key's path.
-class duplicate_key_finder {
-public:
-    static constexpr std::size_t max_object_size = std::size_t(-1);
-    static constexpr std::size_t max_array_size = std::size_t(-1);
-    static constexpr std::size_t max_key_size = std::size_t(-1);
-    static constexpr std::size_t max_string_size = std::size_t(-1);
-
-    std::optional<spec_error> duplicate;
-
-    bool on_document_begin(json::error_code&) { return true; }
-    bool on_document_end(json::error_code&) { return true; }
-    bool on_array_begin(json::error_code&) { return open(false); }
-    bool on_array_end(std::size_t, json::error_code&) { return close(); }
-    bool on_object_begin(json::error_code&) { return open(true); }
-    bool on_object_end(std::size_t, json::error_code&) { return close(); }
-    bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
-    bool on_string(json::string_view, std::size_t, json::error_code&) { return value_done(); }
-    bool on_key_part(json::string_view part, std::size_t, json::error_code&) {
-        key_.append(part.data(), part.size());
-        return true;
-    }
-    bool on_key(json::string_view part, std::size_t, json::error_code&) {
-        key_.append(part.data(), part.size());
-        auto& top = frames_.back();
-        top.key = std::move(key_);
-        key_.clear();
-        if (!top.keys.insert(top.key).second && !duplicate)
-            duplicate = spec_error{current_path(), "duplicate key: a JSON object must not repeat a key"};
-        return true;
-    }
-    bool on_number_part(json::string_view, json::error_code&) { return true; }
-    bool on_int64(std::int64_t, json::string_view, json::error_code&) { return value_done(); }
-    bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return value_done(); }
-    bool on_double(double, json::string_view, json::error_code&) { return value_done(); }
-    bool on_bool(bool, json::error_code&) { return value_done(); }
-    bool on_null(json::error_code&) { return value_done(); }
-    bool on_comment_part(json::string_view, json::error_code&) { return true; }
-    bool on_comment(json::string_view, json::error_code&) { return true; }
-
-private:
-    struct frame {
-        bool is_object = false;
-        std::set<std::string> keys;
-        std::string key;        // objects: the key whose value is being read
-        std::size_t index = 0;  // arrays: the index of the element being read
-    };
-
-    bool open(bool is_object) {
-        frames_.push_back(frame{is_object, {}, {}, 0});
-        return true;
-    }
-    bool close() {
-        frames_.pop_back();
-        return value_done();
-    }
-    bool value_done() {
-        if (!frames_.empty() && !frames_.back().is_object) ++frames_.back().index;
-        return true;
-    }
-    std::string current_path() const {
-        std::string path;
-        for (const auto& f : frames_)
-            path = f.is_object ? child_path(path, f.key) : element_path(path, f.index);
-        return path;
-    }
-
-    std::vector<frame> frames_;
-    std::string key_;
-};
-
-void reject_duplicate_keys(std::string_view text) {
-    json::basic_parser<duplicate_key_finder> parser{json::parse_options{}};
-    json::error_code ec;
-    parser.write_some(false, text.data(), text.size(), ec);
-    if (parser.handler().duplicate) throw bad_field{*parser.handler().duplicate};
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writing.
-
-json::value path_value(const fs::path& p) { return json::value(json::string_view(p.native())); }
-
-json::object disk_to_json(const disk_spec& disk) {
-    return json::object{{"path", path_value(disk.path)},
-                        {"read_only", disk.read_only},
-                        {"cache", json::string_view(to_string(disk.cache))},
-                        {"interface", json::string_view(to_string(disk.interface))}};
-}
-
-json::object nic_to_json(const nic_spec& nic) {
-    json::object out{{"kind", json::string_view(to_string(nic.kind))}};
-    // fd NICs are written so that a dump shows them, even though parsing rejects them.
-    if (nic.kind == nic_kind::tap)
-        out["tap"] = json::string_view(nic.tap_name);
-    else if (nic.kind == nic_kind::user)
-        out["isolated"] = nic.isolated;
-    else
-        out["fd"] = nic.fd;
-    if (nic.mac) out["mac"] = json::string_view(nic.mac->to_string());
-    return out;
-}
-
-std::string hex_string(const std::vector<std::uint8_t>& bytes) {
-    constexpr std::string_view digits = "0123456789abcdef";
-    std::string out;
-    for (auto b : bytes) {
-        out += digits[b >> 4];
-        out += digits[b & 0x0f];
-    }
-    return out;
-}
-
-json::object spec_to_object(const vm_spec& spec) {
-    json::object o;
-    o["name"] = json::string_view(spec.name);
-    o["namespace"] = json::string_view(spec.namespace_);
-    o["backend"] = json::string_view(to_string(spec.backend));
-    o["boot"] = json::string_view(to_string(spec.boot));
-    if (!spec.kernel.empty()) o["kernel"] = path_value(spec.kernel);
-    if (spec.initramfs) o["initramfs"] = path_value(*spec.initramfs);
-    if (spec.cmdline) o["cmdline"] = json::string_view(*spec.cmdline);
-    if (spec.firmware) o["firmware"] = path_value(*spec.firmware);
-    if (spec.efi_variable_store) o["efi_variable_store"] = path_value(*spec.efi_variable_store);
-    o["cpus"] = spec.cpus;
-    o["memory_mib"] = spec.memory_mib;
-    if (spec.balloon)
-        o["balloon"] = json::object{{"initial_mib", spec.balloon->initial_mib},
-                                    {"deflate_on_oom", spec.balloon->deflate_on_oom},
-                                    {"free_page_reporting", spec.balloon->free_page_reporting}};
-    if (spec.root_disk) o["root_disk"] = disk_to_json(*spec.root_disk);
-    if (!spec.data_disks.empty()) {
-        json::array disks;
-        for (const auto& disk : spec.data_disks) disks.push_back(disk_to_json(disk));
-        o["data_disks"] = std::move(disks);
-    }
-    if (spec.seed_iso) o["seed_iso"] = path_value(*spec.seed_iso);
-    if (!spec.networks.empty()) {
-        json::array nics;
-        for (const auto& nic : spec.networks) nics.push_back(nic_to_json(nic));
-        o["networks"] = std::move(nics);
-    }
-    if (!spec.shared_dirs.empty()) {
-        json::array dirs;
-        for (const auto& dir : spec.shared_dirs)
-            dirs.push_back(json::object{{"host_path", path_value(dir.host_path)},
-                                        {"tag", json::string_view(dir.tag)},
-                                        {"read_only", dir.read_only}});
-        o["shared_dirs"] = std::move(dirs);
-    }
-    if (spec.vsock) {
-        json::object vsock{{"cid", spec.vsock->cid}};
-        if (!spec.vsock->socket.empty()) vsock["socket"] = path_value(spec.vsock->socket);
-        o["vsock"] = std::move(vsock);
-    }
-    if (!spec.serial_log.empty()) o["serial_log"] = path_value(spec.serial_log);
-    if (spec.netns) o["netns"] = json::string_view(*spec.netns);
-    if (spec.machine_id) o["machine_id"] = json::string_view(hex_string(*spec.machine_id));
-    o["rosetta"] = spec.rosetta;
-    return o;
-}
-
-// Boost.JSON only writes compact JSON; spec files are read by people, so indent them.
-void write_pretty(const json::value& v, std::string& out, std::size_t indent) {
-    const std::string inner(indent + 2, ' ');
-    if (const auto* obj = v.if_object(); obj && !obj->empty()) {
-        out += "{\n";
-        for (auto it = obj->begin(); it != obj->end(); ++it) {
-            out += inner + json::serialize(json::value(it->key())) + ": ";
-            write_pretty(it->value(), out, indent + 2);
-            out += std::next(it) == obj->end() ? "\n" : ",\n";
-        }
-        out += std::string(indent, ' ') + "}";
-    } else if (const auto* arr = v.if_array(); arr && !arr->empty()) {
-        out += "[\n";
-        for (std::size_t i = 0; i < arr->size(); ++i) {
-            out += inner;
-            write_pretty((*arr)[i], out, indent + 2);
-            out += i + 1 == arr->size() ? "\n" : ",\n";
-        }
-        out += std::string(indent, ' ') + "]";
-    } else {
-        out += json::serialize(v);
-    }
-}
-
 }  // namespace
 
 boost::system::result<vm_spec, spec_error> parse_spec_json(std::string_view json_text,
                                                            const std::filesystem::path& base_dir) {
     try {
-        const json::value document = parse_document(json_text);
-        reject_duplicate_keys(json_text);
-        return read_spec(document, base_dir);
+        auto document = detail::parse_json_strictly(json_text);
+        if (!document) return spec_error{"", document.error()};
+        if (auto dup = detail::first_duplicate_key(json_text))
+            return spec_error{*dup, "duplicate key: a JSON object must not repeat a key"};
+        return read_spec(*document, base_dir);
     } catch (bad_field& e) {
         return std::move(e.error);
     }
-}
-
-std::string spec_to_json(const vm_spec& spec) {
-    std::string out;
-    write_pretty(spec_to_object(spec), out, 0);
-    out += '\n';
-    return out;
 }
 
 }  // namespace vmrt

@@ -3,15 +3,18 @@
 // lost, merged or overflowed event can delay nothing: the watches are always in place before
 // the file is examined, hence any later change queues a fresh event.
 //
-// The state lives in a shared `impl`; the one internal operation (an async_read_some on the
-// inotify descriptor) holds a shared_ptr to it, so a file_tail destroyed while that operation is
-// in flight leaves no callback pointing at freed memory. The internal wait only runs while the
-// caller has a read outstanding, so an idle file_tail does not keep io_context::run() busy.
+// The events come from the inotify instance that every file_tail of an execution context shares
+// (inotify_hub.hpp: instances are scarce, watches are not). The state lives in a shared `impl`
+// that the hub only holds weakly, so a file_tail destroyed while a wake-up is on its way leaves
+// nothing pointing at freed memory. The impl asks the hub to wait only while the caller has a
+// read outstanding, so an idle file_tail does not keep io_context::run() busy.
 //
 // Like any Asio I/O object it is not thread-safe: use it (and emit the cancellation signals bound
 // to its reads) from one thread or strand. Known blind spots, inherent to following by size:
 // a truncation followed by a rewrite past our offset before we look is not seen as a reset, and
 // bytes written to the old file after we switched to its replacement are not read.
+#include "io/inotify_hub.hpp"
+
 #include <vmrt/io/file_tail.hpp>
 
 #include <boost/asio/append.hpp>
@@ -19,7 +22,6 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/assert.hpp>
 
@@ -29,12 +31,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <optional>
-#include <string_view>
 #include <utility>
 
 namespace vmrt::io {
@@ -88,11 +87,13 @@ file_id id_of(const struct stat& st) { return {st.st_dev, st.st_ino}; }
 
 }  // namespace
 
-struct file_tail::impl : std::enable_shared_from_this<impl> {
+struct file_tail::impl : std::enable_shared_from_this<impl>, detail::inotify_subscriber {
     impl(executor_type ex, std::filesystem::path file);
 
+    void start();
     void read(read_handler handler);
     void close() noexcept;
+    void on_inotify_wakeup() override;
 
     const executor_type executor;
     const std::filesystem::path given_path;
@@ -112,15 +113,16 @@ private:
     read_handler take_pending(bool clear_slot);
     void cancel(std::uint64_t serial);
     void wait_for_events();
-    void on_events(error_code ec, std::size_t bytes);
-    bool concerns_us(std::size_t bytes) const;
+    void restore_lost_watches();
+    detail::watch_id watch_file(int fd, error_code& ec);
     void complete_later(read_handler handler, error_code ec, tail_chunk chunk = {});
 
     std::filesystem::path path_;  // absolute: immune to a later chdir
-    std::string name_;            // filtered from the directory's events
-    asio::posix::stream_descriptor inotify_;
-    int dir_wd_ = -1;
-    int file_wd_ = -1;
+    std::filesystem::path dir_;
+    std::string name_;  // filtered from the directory's events
+    detail::inotify_subscription inotify_;
+    detail::watch_id dir_watch_ = 0;
+    detail::watch_id file_watch_ = 0;
 
     unique_fd file_;
     file_id file_id_;
@@ -131,38 +133,31 @@ private:
     read_handler pending_;
     asio::cancellation_slot slot_;
     std::uint64_t read_serial_ = 0;  // tells a stale cancellation handler from the current one
-    bool waiting_ = false;           // the inotify read is in flight
     bool closed_ = false;
-
-    // Room for many events at once; each one is at most sizeof(inotify_event) + NAME_MAX + 1.
-    alignas(inotify_event) std::array<char, 8192> events_{};
 };
 
 file_tail::impl::impl(executor_type ex, std::filesystem::path file)
     : executor(std::move(ex)), given_path(std::move(file)), path_(std::filesystem::absolute(given_path)),
-      name_(path_.filename().string()), inotify_(executor) {
+      dir_(path_.parent_path()), name_(path_.filename().string()) {
     if (name_.empty() || name_ == "." || name_ == "..")
         throw boost::system::system_error(make_error_code(boost::system::errc::invalid_argument),
                                           "file_tail: not a file name: " + given_path.string());
-    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0) throw boost::system::system_error(last_error(), "inotify_init1");
+}
+
+// Not in the constructor: the hub holds us by weak_ptr, which needs a shared_ptr to exist.
+void file_tail::impl::start() {
+    inotify_ = detail::inotify_subscription(executor, weak_from_this());
     error_code ec;
-    inotify_.assign(fd, ec);
-    if (ec) {
-        ::close(fd);
-        throw boost::system::system_error(ec, "file_tail: inotify descriptor");
-    }
-    auto dir = path_.parent_path();
-    dir_wd_ = ::inotify_add_watch(fd, dir.c_str(), dir_mask);
-    if (dir_wd_ < 0) {
-        auto error = last_error();  // before building the message can touch errno
-        throw boost::system::system_error(error, "file_tail: cannot watch " + dir.string());
-    }
+    dir_watch_ = inotify_.add_watch(dir_.c_str(), dir_mask, name_, ec);
+    if (ec) throw boost::system::system_error(ec, "file_tail: cannot watch " + dir_.string());
 }
 
 void file_tail::impl::read(read_handler handler) {
     if (closed_) return complete_later(std::move(handler), asio::error::bad_descriptor);
     if (pending_) return complete_later(std::move(handler), asio::error::already_started);
+    // Whatever the hub saw so far is covered by the look below.
+    inotify_.forget_pending();
+    restore_lost_watches();
     if (auto result = examine())
         return complete_later(std::move(handler), result->ec, std::move(result->chunk));
     park(std::move(handler));
@@ -172,8 +167,8 @@ void file_tail::impl::read(read_handler handler) {
 void file_tail::impl::close() noexcept {
     if (closed_) return;
     closed_ = true;
-    error_code ignored;
-    inotify_.close(ignored);  // the inotify read completes with operation_aborted and sees closed_
+    inotify_.close();  // drops our watches; a wake-up already on its way is dropped too
+    dir_watch_ = file_watch_ = 0;
     file_.reset();
     if (pending_) complete_later(take_pending(true), asio::error::operation_aborted);
 }
@@ -217,14 +212,12 @@ error_code file_tail::impl::open_file() {
     if (!opened) return last_error();
     struct stat st {};
     if (::fstat(opened.get(), &st) != 0) return last_error();
-    // Watch the inode behind the descriptor, not the name: the name may already have moved on
-    // between open() and here. Without /proc, the name is the best we have.
-    auto by_fd = "/proc/self/fd/" + std::to_string(opened.get());
-    int wd = ::inotify_add_watch(inotify_.native_handle(), by_fd.c_str(), file_mask);
-    if (wd < 0) wd = ::inotify_add_watch(inotify_.native_handle(), path_.c_str(), file_mask);
-    if (wd < 0) return last_error();
-    if (file_wd_ >= 0 && file_wd_ != wd) ::inotify_rm_watch(inotify_.native_handle(), file_wd_);
-    file_wd_ = wd;
+    error_code ec;
+    auto watch = watch_file(opened.get(), ec);
+    if (ec) return ec;
+    // Added before the old one is removed: should both be the same inode, the hub keeps its wd.
+    inotify_.remove_watch(file_watch_);
+    file_watch_ = watch;
     if (had_file_) {
         offset_ = 0;
         pending_reset_ = true;
@@ -233,6 +226,29 @@ error_code file_tail::impl::open_file() {
     file_ = std::move(opened);
     file_id_ = id_of(st);
     return {};
+}
+
+// Watches the inode behind the descriptor, not the name: the name may already have moved on
+// between open() and here. Without /proc, the name is the best we have.
+detail::watch_id file_tail::impl::watch_file(int fd, error_code& ec) {
+    auto by_fd = "/proc/self/fd/" + std::to_string(fd);
+    auto watch = inotify_.add_watch(by_fd.c_str(), file_mask, {}, ec);
+    if (ec && ec != asio::error::operation_aborted)
+        watch = inotify_.add_watch(path_.c_str(), file_mask, {}, ec);
+    return watch;
+}
+
+// The kernel drops a watch whose inode goes away or whose filesystem is unmounted. Watch again
+// whatever is still there; a directory that is gone for good has nothing more to tell, and the
+// attempt is repeated on each look in case it comes back.
+void file_tail::impl::restore_lost_watches() {
+    for (auto lost : inotify_.take_lost()) {
+        if (lost == dir_watch_) dir_watch_ = 0;
+        if (lost == file_watch_) file_watch_ = 0;
+    }
+    error_code ignored;
+    if (!dir_watch_) dir_watch_ = inotify_.add_watch(dir_.c_str(), dir_mask, name_, ignored);
+    if (!file_watch_ && file_) file_watch_ = watch_file(file_.get(), ignored);
 }
 
 bool file_tail::impl::name_moved_on() const {
@@ -284,53 +300,23 @@ read_handler file_tail::impl::take_pending(bool clear_slot) {
 void file_tail::impl::cancel(std::uint64_t serial) {
     if (!pending_ || serial != read_serial_) return;
     complete_later(take_pending(false), asio::error::operation_aborted);
-    // Nobody is waiting any more: stop the inotify read too. Unread events stay queued in the
-    // kernel, and the next read looks at the file first anyway.
-    if (waiting_) {
-        error_code ignored;
-        inotify_.cancel(ignored);
-    }
+    // Nobody is waiting any more: the hub may stop reading. The next read looks at the file
+    // first anyway.
+    inotify_.stop_waiting();
 }
 
 void file_tail::impl::wait_for_events() {
-    if (waiting_) return;  // a cancelled read is still unwinding; on_events() will resume
-    waiting_ = true;
-    inotify_.async_read_some(
-        asio::buffer(events_),
-        [self = shared_from_this()](error_code ec, std::size_t n) { self->on_events(ec, n); });
+    if (auto ec = inotify_.wait()) complete_later(take_pending(true), ec);
 }
 
-void file_tail::impl::on_events(error_code ec, std::size_t bytes) {
-    waiting_ = false;
-    if (closed_ || !pending_) return;
-    if (ec && ec != asio::error::operation_aborted) {
-        complete_later(take_pending(true), ec);
+void file_tail::impl::on_inotify_wakeup() {
+    if (closed_ || !pending_) return;  // a late wake-up: the read was cancelled or completed
+    restore_lost_watches();
+    if (auto result = examine()) {
+        complete_later(take_pending(true), result->ec, std::move(result->chunk));
         return;
     }
-    // After an aborted wait (a read was cancelled, then a new one started) look again anyway.
-    if (ec || concerns_us(bytes)) {
-        if (auto result = examine()) {
-            complete_later(take_pending(true), result->ec, std::move(result->chunk));
-            return;
-        }
-    }
     wait_for_events();
-}
-
-// Whether a batch of events may have changed our file: the directory's events are filtered by
-// name (other files of the directory are none of our business), everything else counts.
-bool file_tail::impl::concerns_us(std::size_t bytes) const {
-    std::size_t pos = 0;
-    while (pos + sizeof(inotify_event) <= bytes) {
-        inotify_event event;
-        std::memcpy(&event, events_.data() + pos, sizeof event);
-        auto name_bytes = std::min<std::size_t>(event.len, bytes - pos - sizeof event);
-        std::string_view name(events_.data() + pos + sizeof event, name_bytes);
-        name = name.substr(0, name.find('\0'));
-        pos += sizeof event + event.len;
-        if ((event.mask & IN_Q_OVERFLOW) || event.wd != dir_wd_ || name == name_) return true;
-    }
-    return false;
 }
 
 void file_tail::impl::complete_later(read_handler handler, error_code ec, tail_chunk chunk) {
@@ -339,7 +325,9 @@ void file_tail::impl::complete_later(read_handler handler, error_code ec, tail_c
 }
 
 file_tail::file_tail(executor_type ex, std::filesystem::path file)
-    : impl_(std::make_shared<impl>(std::move(ex), std::move(file))) {}
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(file))) {
+    impl_->start();
+}
 
 file_tail::file_tail(file_tail&&) noexcept = default;
 

@@ -50,7 +50,7 @@ public:
             [this](auto handler) { async_read_impl(std::move(handler)); }, token);
     }
 
-    /// Closes the inotify descriptor; an outstanding read completes with operation_aborted.
+    /// Drops its inotify watches; an outstanding read completes with operation_aborted.
     void close() noexcept;
 
     struct impl;

@@ -121,6 +121,7 @@ asio::awaitable<vm_info> vm_actor::start() {
     {
         std::lock_guard lock(snapshot_mutex_);
         snapshot_.vmm = inst->vmm_identity();
+        snapshot_.control_socket = inst->control_socket();
     }
     std::string reason = "VMM started";
     if (auto id = inst->vmm_identity()) reason += " (pid " + std::to_string(id->pid) + ")";
@@ -392,6 +393,27 @@ asio::awaitable<std::uint64_t> vm_actor::resize_balloon(std::uint64_t target_mib
     auto actual = co_await inst->resize_balloon(target_mib);
     note("balloon: the guest now has " + std::to_string(actual) + " MiB");
     co_return actual;
+}
+
+asio::awaitable<std::uint32_t> vm_actor::resize_vcpus(std::uint32_t count) {
+    auto self = shared_from_this();
+    auto inst = instance_;
+    if (!is_running(state_) || !inst)
+        throw error(
+            make_error_code(errc::invalid_state),
+            {.message = "cannot change the vCPUs of a VM that is " + std::string(state_name(state_))});
+    if (!spec_.max_cpus || *spec_.max_cpus == spec_.cpus)
+        throw error(make_error_code(errc::unsupported),
+                    {.message = "the VM has no room for more vCPUs (set \"max_cpus\" in its spec)",
+                     .field = "max_cpus"});
+    if (count == 0 || count > *spec_.max_cpus)
+        throw error(make_error_code(errc::invalid_spec),
+                    {.message = "a vCPU count must be between 1 and max_cpus (" +
+                                std::to_string(*spec_.max_cpus) + "), found " + std::to_string(count),
+                     .field = "cpus"});
+    auto now = co_await inst->resize_vcpus(count);
+    note("vCPUs: the VM now has " + std::to_string(now));
+    co_return now;
 }
 
 void vm_actor::abandon() {

@@ -66,6 +66,7 @@ public:
 
     /// Balloon resize; returns the size the guest reports.
     boost::asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib);
+    boost::asio::awaitable<std::uint32_t> resize_vcpus(std::uint32_t count);
 
     /// Thread-safe copy of the current information.
     vm_info snapshot() const;

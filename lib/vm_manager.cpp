@@ -276,6 +276,12 @@ void vm_manager::balloon_impl(std::string name, std::uint64_t target_mib,
                              [target_mib](detail::vm_actor& a) { return a.resize_balloon(target_mib); });
 }
 
+void vm_manager::vcpus_impl(std::string name, std::uint32_t count,
+                            asio::any_completion_handler<void(error_code, std::uint32_t)> h) {
+    run_vm_op<std::uint32_t>(ex_, find(name), 0, std::move(h),
+                             [count](detail::vm_actor& a) { return a.resize_vcpus(count); });
+}
+
 void vm_manager::pause_impl(std::string name, bool pause, state_handler h) {
     run_vm_op<vm_state>(ex_, find(name), vm_state{}, std::move(h),
                         [pause](detail::vm_actor& a) { return a.set_paused(pause); });

@@ -11,6 +11,7 @@
 //   kernel, initramfs, firmware, efi_variable_store, seed_iso, serial_log       path strings
 //   cmdline             string (absent: the backend's default command line)
 //   cpus                integer                1
+//   max_cpus            integer                (none: cpus)
 //   memory_mib          integer                512
 //   balloon             {initial_mib: integer, deflate_on_oom: bool, free_page_reporting: bool}
 //   root_disk           disk
@@ -22,6 +23,7 @@
 //   netns               string
 //   machine_id          string of hex digits, two per byte ("0123abcd")
 //   rosetta             bool
+//   control_channel     bool                   false
 //
 // where a disk is either a path string (all defaults) or
 //   {path: path (required), read_only: bool, cache: "auto" | "none" | "writeback" |
@@ -385,11 +387,11 @@ vm_spec read_spec(const json::value& document, const fs::path& base_dir) {
     const object_reader top(field{document, ""}, {"name",       "namespace",   "backend",
                                                   "boot",       "kernel",      "initramfs",
                                                   "cmdline",    "firmware",    "efi_variable_store",
-                                                  "cpus",       "memory_mib",  "balloon",
+                                                  "cpus",       "max_cpus",    "memory_mib",  "balloon",
                                                   "root_disk",  "data_disks",  "seed_iso",
                                                   "networks",   "shared_dirs", "vsock",
                                                   "serial_log", "netns",       "machine_id",
-                                                  "rosetta"});
+                                                  "rosetta",    "control_channel"});
     const auto path_reader = [&](const field& f) {
         return read_path(f, base_dir);
     };
@@ -404,6 +406,7 @@ vm_spec read_spec(const json::value& document, const fs::path& base_dir) {
     if (auto v = top.get("firmware")) spec.firmware = path_reader(*v);
     if (auto v = top.get("efi_variable_store")) spec.efi_variable_store = path_reader(*v);
     if (auto v = top.get("cpus")) spec.cpus = read_uint32(*v);
+    if (auto v = top.get("max_cpus")) spec.max_cpus = read_uint32(*v);
     if (auto v = top.get("memory_mib")) spec.memory_mib = read_uint(*v, UINT64_MAX);
     if (auto v = top.get("balloon")) spec.balloon = read_balloon(*v);
     if (auto v = top.get("root_disk")) spec.root_disk = read_disk(*v, base_dir);
@@ -418,6 +421,7 @@ vm_spec read_spec(const json::value& document, const fs::path& base_dir) {
     if (auto v = top.get("netns")) spec.netns = read_string(*v);
     if (auto v = top.get("machine_id")) spec.machine_id = read_hex_bytes(*v);
     if (auto v = top.get("rosetta")) spec.rosetta = read_bool(*v);
+    if (auto v = top.get("control_channel")) spec.control_channel = read_bool(*v);
     return spec;
 }
 

@@ -57,6 +57,7 @@ json::object spec_to_object(const vm_spec& spec) {
     if (spec.firmware) o["firmware"] = path_value(*spec.firmware);
     if (spec.efi_variable_store) o["efi_variable_store"] = path_value(*spec.efi_variable_store);
     o["cpus"] = spec.cpus;
+    if (spec.max_cpus) o["max_cpus"] = *spec.max_cpus;
     o["memory_mib"] = spec.memory_mib;
     if (spec.balloon)
         o["balloon"] = json::object{{"initial_mib", spec.balloon->initial_mib},
@@ -91,6 +92,7 @@ json::object spec_to_object(const vm_spec& spec) {
     if (spec.netns) o["netns"] = json::string_view(*spec.netns);
     if (spec.machine_id) o["machine_id"] = json::string_view(hex_string(*spec.machine_id));
     o["rosetta"] = spec.rosetta;
+    o["control_channel"] = spec.control_channel;
     return o;
 }
 

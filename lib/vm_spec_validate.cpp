@@ -129,10 +129,9 @@ void check_boot(problem_list& out, const vm_spec& spec) {
         check_exists(out, "kernel", spec.kernel, accept::regular_file);
     }
     if (spec.initramfs) check_exists(out, "initramfs", *spec.initramfs, accept::image);
-    if (spec.firmware)
-        check_exists(out, "firmware", *spec.firmware, accept::image);
-    else if (spec.boot == boot_mode::uefi)
-        out.add("firmware", "is required for uefi boot");
+    // Without a firmware, uefi boot uses the backend's default (check_spec refuses if it has none).
+    if (spec.firmware) check_exists(out, "firmware", *spec.firmware, accept::image);
+    if (spec.firmware && spec.boot != boot_mode::uefi) out.add("firmware", "needs \"boot\": \"uefi\"");
     if (spec.efi_variable_store) check_parent_dir(out, "efi_variable_store", *spec.efi_variable_store);
 }
 
@@ -140,6 +139,9 @@ void check_resources(problem_list& out, const vm_spec& spec) {
     if (spec.cpus < 1 || spec.cpus > max_cpus)
         out.add("cpus",
                 "must be between 1 and " + std::to_string(max_cpus) + ", found " + std::to_string(spec.cpus));
+    if (spec.max_cpus && (*spec.max_cpus < spec.cpus || *spec.max_cpus > max_cpus))
+        out.add("max_cpus", "must be between cpus (" + std::to_string(spec.cpus) + ") and " +
+                                std::to_string(max_cpus) + ", found " + std::to_string(*spec.max_cpus));
     if (spec.memory_mib < min_memory_mib || spec.memory_mib > max_memory_mib)
         out.add("memory_mib", "must be between " + std::to_string(min_memory_mib) + " and " +
                                   std::to_string(max_memory_mib) + ", found " +

@@ -62,6 +62,11 @@ public:
     /// the size the guest reports once it has followed. Default: throws errc::unsupported.
     virtual boost::asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib);
 
+    /// Plugs or unplugs vCPUs until the VM has `count` (at most spec.max_cpus); completes with the
+    /// count the VMM reports. Unplugging needs the guest's consent (ACPI eject). Default: throws
+    /// errc::unsupported.
+    virtual boost::asio::awaitable<std::uint32_t> resize_vcpus(std::uint32_t count);
+
     /// Pauses the VM and saves its device and memory state into `dir` (an existing, empty
     /// directory); the VM stays paused. Disks are not copied: restore needs them unchanged.
     /// Default: throws errc::unsupported.
@@ -69,6 +74,8 @@ public:
 
     /// The VMM process, for backends that run one (identity = pid + start time).
     virtual std::optional<io::process_identity> vmm_identity() const { return std::nullopt; }
+    /// The host end of the spec's control channel (a Unix socket to connect to); empty without one.
+    virtual std::filesystem::path control_socket() const { return {}; }
     /// The end of the VMM's own stdout/stderr, for diagnostics.
     virtual std::string vmm_log_tail() const { return {}; }
 };

@@ -44,6 +44,8 @@ struct vm_info {
     std::optional<io::process_identity> vmm;  ///< the VMM process, when the backend runs one
     std::filesystem::path serial_log;
     std::filesystem::path run_dir;
+    /// The host end of the spec's control channel (connect a Unix stream socket); empty without one.
+    std::filesystem::path control_socket;
     /// After a failed operation (the completion's vm_info): what went wrong, with the spec field
     /// or the VMM's output when known.
     diagnostics diag;
@@ -141,6 +143,17 @@ public:
             token, std::move(name), target_mib);
     }
 
+    /// Plugs or unplugs vCPUs of a running VM until it has `count` (1 to spec.max_cpus). Completes
+    /// with the count the VMM reports; an unplug completes once the guest has released the vCPU.
+    /// errc::unsupported without max_cpus, for a backend that cannot, or to unplug a boot vCPU
+    /// (QEMU). Signature: void(error_code, std::uint32_t).
+    template <typename CompletionToken>
+    auto async_resize_vcpus(std::string name, std::uint32_t count, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, std::uint32_t)>(
+            [this](auto h, std::string n, std::uint32_t c) { vcpus_impl(std::move(n), c, std::move(h)); },
+            token, std::move(name), count);
+    }
+
     /// Pauses the VM and saves its machine state, with its spec, into `dir` (created if needed,
     /// must be empty); the VM stays paused (resume, stop or kill it next). Disks are not copied:
     /// a restore needs them unchanged. Signature: void(error_code, vm_state).
@@ -212,6 +225,8 @@ private:
                   info_handler h);
     void balloon_impl(std::string name, std::uint64_t target_mib,
                       boost::asio::any_completion_handler<void(error_code, std::uint64_t)> h);
+    void vcpus_impl(std::string name, std::uint32_t count,
+                    boost::asio::any_completion_handler<void(error_code, std::uint32_t)> h);
     void pause_impl(std::string name, bool pause, state_handler h);
     void wait_ready_impl(std::vector<std::string> names, std::chrono::steady_clock::duration deadline,
                          infos_handler h);

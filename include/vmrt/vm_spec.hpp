@@ -89,10 +89,15 @@ struct vm_spec {
     std::filesystem::path kernel;  ///< required for direct boot
     std::optional<std::filesystem::path> initramfs;
     std::optional<std::string> cmdline;             ///< unset: the backend's default
-    std::optional<std::filesystem::path> firmware;  ///< UEFI firmware (uefi boot)
+    /// UEFI firmware (uefi boot); unset: the backend's default (QEMU: Debian's OVMF).
+    std::optional<std::filesystem::path> firmware;
+    /// UEFI variable store, kept across boots (created from the firmware's template when absent);
+    /// unset: a fresh store for every boot.
     std::optional<std::filesystem::path> efi_variable_store;
 
     std::uint32_t cpus = 1;
+    /// vCPUs the VM can grow to at runtime (CPU hotplug); unset: `cpus`, no hotplug.
+    std::optional<std::uint32_t> max_cpus;
     std::uint64_t memory_mib = 512;
     std::optional<balloon_spec> balloon;
 
@@ -103,6 +108,10 @@ struct vm_spec {
     std::vector<nic_spec> networks;
     std::vector<shared_dir_spec> shared_dirs;
     std::optional<vsock_spec> vsock;
+    /// A host <-> guest byte stream that needs no network and no vsock (QEMU: a virtio-serial port
+    /// named org.vmrt.control; the host end is a Unix socket in the VM's run directory, see
+    /// vm_info::control_socket). The default guest answers a line protocol on it.
+    bool control_channel = false;
 
     std::filesystem::path serial_log;  ///< guest console; readiness is parsed from it
     std::optional<std::string> netns;  ///< Linux network namespace for the VMM

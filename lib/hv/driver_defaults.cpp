@@ -13,6 +13,11 @@ boost::asio::awaitable<std::uint64_t> vm_instance::resize_balloon(std::uint64_t)
     co_return 0;
 }
 
+boost::asio::awaitable<std::uint32_t> vm_instance::resize_vcpus(std::uint32_t) {
+    throw error(make_error_code(errc::unsupported), {.message = "this backend cannot change the vCPU count"});
+    co_return 0;
+}
+
 boost::asio::awaitable<void> vm_instance::save_snapshot(const std::filesystem::path&) {
     throw error(make_error_code(errc::unsupported), {.message = "this backend cannot take snapshots"});
     co_return;

@@ -82,7 +82,10 @@ boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(cons
         add(a, {"-machine", "pc", "-accel", rt.accelerator});
         if (rt.accelerator == "kvm") add(a, {"-cpu", "host"});
         add(a, {"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"});
-        add(a, {"-smp", std::to_string(s.cpus)});
+        // maxcpus makes room for hot-added vCPUs (query-hotpluggable-cpus lists the free slots).
+        add(a,
+            {"-smp", s.max_cpus ? "cpus=" + std::to_string(s.cpus) + ",maxcpus=" + std::to_string(*s.max_cpus)
+                                : std::to_string(s.cpus)});
         add(a, {"-m", std::to_string(s.memory_mib) + "M"});
         if (!s.shared_dirs.empty()) {
             // vhost-user-fs needs guest RAM that the virtiofsd sidecar can map: shared memfd.
@@ -92,10 +95,10 @@ boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(cons
         }
 
         if (s.boot == boot_mode::uefi) {
-            if (!s.firmware) return refuse("firmware", "UEFI boot needs the OVMF firmware (firmware)");
-            add(a, {"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + esc(*s.firmware)});
-            if (s.efi_variable_store)
-                add(a, {"-drive", "if=pflash,format=raw,unit=1,file=" + esc(*s.efi_variable_store)});
+            if (rt.uefi_code.empty() || rt.uefi_vars.empty())
+                return refuse("firmware", "internal: uefi boot without prepared flash images");
+            add(a, {"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + esc(rt.uefi_code)});
+            add(a, {"-drive", "if=pflash,format=raw,unit=1,file=" + esc(rt.uefi_vars)});
         } else if (s.efi_variable_store) {
             return refuse("efi_variable_store", "an EFI variable store needs \"boot\": \"uefi\"");
         }
@@ -166,6 +169,16 @@ boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(cons
         // Entropy for the guest's early boot (key generation, ASLR seeds): always present.
         add(a, {"-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0"});
 
+        if (s.control_channel) {
+            if (rt.control_listen_fd < 0) return refuse("control_channel", "internal: no control socket");
+            // QEMU listens on vmrt's pre-bound socket: it exists before QEMU runs, so a client can
+            // connect as soon as the VM is reported up, with no wait for a socket file.
+            add(a, {"-device", "virtio-serial-pci,id=vmrt-serial", "-chardev",
+                    "socket,id=vmrt-control,server=on,wait=off,fd=" + std::to_string(rt.control_listen_fd),
+                    "-device",
+                    std::string("virtserialport,bus=vmrt-serial.0,chardev=vmrt-control,name=") +
+                        control_port_name});
+        }
         if (s.vsock) add(a, {"-device", "vhost-vsock-pci,guest-cid=" + std::to_string(s.vsock->cid)});
         if (s.machine_id) {
             if (s.machine_id->size() != 16)

@@ -25,9 +25,18 @@ struct qemu_runtime {
     int qmp_fd = -1;                                      ///< child's end of the QMP socketpair
     std::vector<int> nic_fds;                             ///< per spec.networks entry: inherited fd or -1
     std::vector<std::filesystem::path> virtiofs_sockets;  ///< per spec.shared_dirs entry
-    int incoming_fd =
-        -1;  ///< restore: inherited fd of a saved state (QEMU 7.2 has no file: URI); -incoming defer
+    /// restore: inherited fd of a saved state (QEMU 7.2 has no file: URI); -incoming defer
+    int incoming_fd = -1;
+    /// uefi boot: the firmware code and this VM's variable store (see qemu_firmware.hpp)
+    std::filesystem::path uefi_code;
+    std::filesystem::path uefi_vars;
+    /// spec.control_channel: inherited fd of the listening socket behind the virtio-serial port
+    int control_listen_fd = -1;
 };
+
+/// The name of the control channel's virtio-serial port, as the guest sees it in
+/// /sys/class/virtio-ports/*/name.
+inline constexpr const char* control_port_name = "org.vmrt.control";
 
 /// argv[1..] for qemu-system-x86_64, or the spec field that cannot be expressed.
 boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(const vm_spec& spec,

@@ -1,7 +1,11 @@
 #include "hv/qemu_driver.hpp"
 
 #include "hv/qemu_command.hpp"
+#include "hv/qemu_firmware.hpp"
+#include "hv/qemu_instance.hpp"
+#include "hv/qemu_migration.hpp"
 #include "hv/qmp_client.hpp"
+#include "io/unique_fd.hpp"
 
 #include <vmrt/io/atomic_file.hpp>
 
@@ -13,7 +17,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
-#include <boost/json/value_to.hpp>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -29,31 +32,7 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
-
-// An owned file descriptor (closed on scope exit): the child's ends of socketpairs and the
-// listening sockets handed to sidecars must be closed in the parent once the child has them.
-class unique_fd {
-public:
-    explicit unique_fd(int fd = -1) : fd_(fd) {}
-    unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    unique_fd& operator=(unique_fd&& o) noexcept {
-        if (this != &o) {
-            reset();
-            fd_ = std::exchange(o.fd_, -1);
-        }
-        return *this;
-    }
-    ~unique_fd() { reset(); }
-    int get() const noexcept { return fd_; }
-    int release() noexcept { return std::exchange(fd_, -1); }
-    void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_;
-};
+using io::unique_fd;
 
 [[noreturn]] void fail(std::string message, std::string vmm_output = {}) {
     throw error(make_error_code(errc::vmm_start_failed),
@@ -62,8 +41,9 @@ private:
 
 error_code last_error() { return {errno, boost::system::system_category()}; }
 
-// A listening Unix socket bound to `path`, for a virtiofsd sidecar (--fd): the socket exists
-// before QEMU starts, so QEMU can connect at once, with no wait for the sidecar to create it.
+// A listening Unix socket bound to `path`, handed to a child (virtiofsd --fd, QEMU's control
+// chardev): the socket exists before the child starts, so its peer can connect at once, with no
+// wait for the child to create it.
 unique_fd listen_unix(const std::filesystem::path& path) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -76,149 +56,6 @@ unique_fd listen_unix(const std::filesystem::path& path) {
         fail("cannot listen on " + path.string() + ": " + last_error().message());
     return fd;
 }
-
-// Asks QEMU to report migration progress as MIGRATION events instead of being polled.
-asio::awaitable<void> enable_migration_events(qmp::client& qmp) {
-    boost::json::object cap;
-    cap["capability"] = "events";
-    cap["state"] = true;
-    boost::json::array caps;
-    caps.push_back(std::move(cap));
-    boost::json::object args;
-    args["capabilities"] = std::move(caps);
-    co_await qmp.async_execute("migrate-set-capabilities", std::move(args));
-}
-
-// Waits for MIGRATION {status: completed}; a failed or cancelled migration, the end of the QMP
-// connection or the time limit throw.
-asio::awaitable<void> wait_migration_done(io::subscription<qmp::event>& events, std::chrono::seconds limit) {
-    asio::steady_timer timer(co_await asio::this_coro::executor, limit);
-    for (;;) {
-        auto next = co_await (events.async_next(asio::as_tuple(asio::use_awaitable)) ||
-                              timer.async_wait(asio::as_tuple(asio::use_awaitable)));
-        if (next.index() == 1)
-            throw error(make_error_code(errc::timeout),
-                        {.message = "the migration did not complete in time"});
-        auto& [ec, ev] = std::get<0>(next);
-        if (ec) throw error(ec, {.message = "QMP connection ended during a migration"});
-        if (ev.name != "MIGRATION" || !ev.data.contains("status")) continue;
-        auto status = std::string(ev.data.at("status").as_string());
-        if (status == "completed") co_return;
-        if (status == "failed" || status == "cancelled")
-            throw error(make_error_code(errc::command_failed), {.message = "migration " + status});
-    }
-}
-
-class qemu_instance final : public vm_instance {
-public:
-    qemu_instance(io::process proc, qmp::client qmp, std::vector<io::process> sidecars,
-                  std::filesystem::path log, std::filesystem::path run_dir)
-        : proc_(std::move(proc)), qmp_(std::move(qmp)), sidecars_(std::move(sidecars)), log_(std::move(log)),
-          run_dir_(std::move(run_dir)) {}
-
-    ~qemu_instance() override {
-        qmp_.close();
-        kill();
-    }
-
-    asio::awaitable<exit_status> wait_exit() override {
-        auto status = co_await proc_.async_wait(asio::use_awaitable);
-        // virtiofsd leaves when its vhost-user peer disconnects; make sure it does.
-        for (auto& s : sidecars_) s.kill_and_reap();
-        co_return status;
-    }
-
-    asio::awaitable<void> request_powerdown() override { co_await execute("system_powerdown"); }
-
-    void terminate() override { proc_.signal(SIGTERM); }
-
-    void kill() override {
-        proc_.signal_group(SIGKILL);
-        proc_.signal(SIGKILL);
-        for (auto& s : sidecars_) s.kill_and_reap();
-    }
-
-    // QMP stop/cont freeze the vCPUs; the guest's clock stops with them.
-    asio::awaitable<void> pause() override { co_await execute("stop"); }
-    asio::awaitable<void> resume() override { co_await execute("cont"); }
-
-    // QMP `balloon` sets the target; the guest driver follows at its own pace and QEMU reports each
-    // step as BALLOON_CHANGE (no polling of query-balloon needed).
-    asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib) override {
-        constexpr std::uint64_t mib = 1024 * 1024;
-        auto events = qmp_.subscribe_events();  // before the command: no step can be missed
-        boost::json::object args;
-        args["value"] = target_mib * mib;
-        co_await qmp_.async_execute("balloon", std::move(args));
-        auto current = co_await qmp_.async_execute("query-balloon");
-        std::uint64_t actual = boost::json::value_to<std::uint64_t>(current.as_object().at("actual")) / mib;
-        asio::steady_timer limit(co_await asio::this_coro::executor, std::chrono::seconds(30));
-        while (actual != target_mib) {
-            auto next = co_await (events.async_next(asio::as_tuple(asio::use_awaitable)) ||
-                                  limit.async_wait(asio::as_tuple(asio::use_awaitable)));
-            if (next.index() == 1)
-                throw error(make_error_code(errc::timeout),
-                            {.message = "the guest's balloon driver stayed at " + std::to_string(actual) +
-                                        " MiB (target " + std::to_string(target_mib) + " MiB)"});
-            auto& [ec, ev] = std::get<0>(next);
-            if (ec) throw error(ec, {.message = "QMP connection ended during a balloon resize"});
-            if (ev.name == "BALLOON_CHANGE" && ev.data.contains("actual"))
-                actual = boost::json::value_to<std::uint64_t>(ev.data.at("actual")) / mib;
-        }
-        co_return actual;
-    }
-
-    // QMP `migrate` streams the paused VM's state to a Unix socket that vmrt listens on and copies
-    // into the snapshot directory: no shell (`exec:` URIs run one), no file: URI (QEMU >= 8.2).
-    asio::awaitable<void> save_snapshot(const std::filesystem::path& dir) override {
-        auto ex = co_await asio::this_coro::executor;
-        auto events = qmp_.subscribe_events();
-        co_await enable_migration_events(qmp_);
-        co_await execute("stop");
-        const auto sock_path = run_dir_ / "migrate.sock";
-        ::unlink(sock_path.c_str());
-        asio::local::stream_protocol::acceptor acceptor(
-            ex, asio::local::stream_protocol::endpoint(sock_path.string()));
-        boost::json::object args;
-        args["uri"] = "unix:" + sock_path.string();
-        co_await qmp_.async_execute("migrate", std::move(args));
-        auto stream = co_await acceptor.async_accept(asio::use_awaitable);
-        ::unlink(sock_path.c_str());
-        const auto file = dir / "vmstate.bin";
-        unique_fd out(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-        if (out.get() < 0) throw error(last_error(), {.message = "cannot create " + file.string()});
-        std::vector<char> buffer(1 << 20);
-        for (;;) {
-            auto [ec, n] =
-                co_await stream.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
-            for (std::size_t done = 0; done < n;) {
-                auto w = ::write(out.get(), buffer.data() + done, n - done);
-                if (w < 0) throw error(last_error(), {.message = "cannot write " + file.string()});
-                done += static_cast<std::size_t>(w);
-            }
-            if (ec == asio::error::eof) break;
-            if (ec) throw error(ec, {.message = "the migration stream failed"});
-        }
-        if (::fsync(out.get()) != 0) throw error(last_error(), {.message = "cannot sync " + file.string()});
-        co_await wait_migration_done(events, std::chrono::seconds(60));
-    }
-
-    std::optional<io::process_identity> vmm_identity() const override { return proc_.identity(); }
-    std::string vmm_log_tail() const override { return io::read_file_tail(log_, 2048); }
-
-private:
-    asio::awaitable<void> execute(std::string command) {
-        if (!qmp_.is_open())
-            throw error(make_error_code(errc::invalid_state), {.message = "the QMP connection is closed"});
-        co_await qmp_.async_execute(std::move(command));
-    }
-
-    io::process proc_;
-    qmp::client qmp_;
-    std::vector<io::process> sidecars_;
-    std::filesystem::path log_;
-    std::filesystem::path run_dir_;
-};
 
 // Turns QMP events into manager notes (the state machine itself follows the process and the
 // console; these say *why*: a guest reset, a shutdown request, a pause from elsewhere).
@@ -233,6 +70,148 @@ asio::awaitable<void> forward_events(io::subscription<qmp::event> events,
     }
 }
 
+// What a launch creates before QEMU runs, owned here until QEMU has its copies: the fds it
+// inherits are closed in vmrt once it runs, the sidecars die with a failed launch.
+struct launch_resources {
+    qemu_runtime rt;
+    io::process_options vmm;
+    unique_fd qmp_ours, qmp_theirs;
+    unique_fd saved_state;
+    unique_fd control_listener;
+    std::filesystem::path control_socket;
+    std::vector<io::process> sidecars;
+
+    void inherit(int fd) { vmm.inherited_fds.push_back(fd); }
+};
+
+void open_qmp_channel(launch_resources& r) {
+    // QMP over a socketpair: nothing to connect to, no socket file, no start-up race.
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+        fail("socketpair: " + last_error().message());
+    r.qmp_ours = unique_fd(pair[0]);
+    r.qmp_theirs = unique_fd(pair[1]);
+    r.rt.qmp_fd = r.qmp_theirs.get();
+    r.inherit(r.qmp_theirs.get());
+}
+
+void open_saved_state(launch_resources& r, const std::filesystem::path& snapshot_dir) {
+    const auto file = snapshot_dir / "vmstate.bin";
+    r.saved_state = unique_fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!r.saved_state) fail("cannot open the snapshot " + file.string() + ": " + last_error().message());
+    r.rt.incoming_fd = r.saved_state.get();
+    r.inherit(r.saved_state.get());
+}
+
+void start_virtiofsd_sidecars(launch_resources& r, const vm_spec& s, const launch_context& ctx,
+                              const std::filesystem::path& virtiofsd) {
+    for (std::size_t i = 0; i < s.shared_dirs.size(); ++i) {
+        auto sock = ctx.run_dir / ("fs" + std::to_string(i) + ".sock");
+        auto listener = listen_unix(sock);
+        io::process_options v;
+        v.program = virtiofsd;
+        v.args = {"--fd=" + std::to_string(listener.get()), "-o",
+                  "source=" + s.shared_dirs[i].host_path.string(), "-o", "cache=auto"};
+        v.inherited_fds = {listener.get()};
+        v.log_file = ctx.run_dir / ("virtiofsd-" + std::to_string(i) + ".log");
+        error_code ec;
+        auto side = io::process::spawn(ctx.executor, v, ec);
+        if (ec) fail("cannot start virtiofsd for " + s.shared_dirs[i].tag + ": " + ec.message());
+        r.sidecars.push_back(std::move(side));  // killed by its destructor if the launch fails later
+        r.rt.virtiofs_sockets.push_back(sock);
+    }
+}
+
+void prepare_firmware(launch_resources& r, const vm_spec& s, const launch_context& ctx) {
+    if (s.boot != boot_mode::uefi) return;
+    try {
+        auto flash = prepare_uefi_flash(s.firmware, s.efi_variable_store, ctx.run_dir);
+        r.rt.uefi_code = flash.code;
+        r.rt.uefi_vars = flash.vars;
+        ctx.note("UEFI firmware " + flash.code.string() + ", variables " + flash.vars.string() +
+                 (flash.vars_created ? " (new, from the firmware's template)" : ""));
+    } catch (const error& e) {
+        fail(e.diag().message.empty() ? e.what() : e.diag().message);
+    }
+}
+
+void open_control_channel(launch_resources& r, const vm_spec& s, const launch_context& ctx) {
+    if (!s.control_channel) return;
+    r.control_socket = ctx.run_dir / "control.sock";
+    r.control_listener = listen_unix(r.control_socket);
+    r.rt.control_listen_fd = r.control_listener.get();
+    r.inherit(r.control_listener.get());
+}
+
+void record_command_line(const io::process_options& p, const std::filesystem::path& file) {
+    std::ostringstream line;
+    line << p.program.string();
+    for (auto& a : p.args) line << ' ' << a;
+    io::write_file_atomically(file, line.str() + "\n");
+}
+
+std::string describe(const qmp::greeting& g) {
+    return std::to_string(g.major) + "." + std::to_string(g.minor) + "." + std::to_string(g.micro);
+}
+
+// The handshake's outcome as a value: awaitable `||` waits for the first *success*, so a thrown
+// protocol error would be hidden behind whatever finishes next (QEMU's exit, the timer).
+// (A struct, not a variant: the operators would flatten a variant into theirs.)
+struct handshake_result {
+    std::optional<qmp::greeting> greeting;
+    std::string failure;
+};
+
+asio::awaitable<handshake_result> handshake_outcome(qmp::client& qmp) {
+    // Filled in steps: GCC 12 miscompiles a co_await inside a braced initialiser.
+    handshake_result result;
+    try {
+        auto greeting = co_await qmp.async_handshake();
+        result.greeting = std::move(greeting);
+    } catch (const std::exception& e) {
+        result.failure = e.what();
+    }
+    co_return result;
+}
+
+// QEMU is up when its QMP handshake completes; if it exits first (a bad option), report its own
+// words. The timer bounds a QEMU that hangs before it gets there. Returns why it failed, or "".
+asio::awaitable<std::string> await_qmp_ready(qmp::client& qmp, io::process& proc,
+                                             std::chrono::steady_clock::duration limit,
+                                             const launch_context& ctx) {
+    asio::steady_timer timer(ctx.executor, limit);
+    try {
+        auto winner = co_await (handshake_outcome(qmp) || proc.async_wait(asio::use_awaitable) ||
+                                timer.async_wait(asio::use_awaitable));
+        if (winner.index() == 1)
+            co_return "QEMU exited during start-up (" + std::get<1>(winner).to_string() + ")";
+        if (winner.index() == 2) co_return "QEMU did not answer on QMP within the start-up timeout";
+        auto& outcome = std::get<0>(winner);
+        if (!outcome.greeting) co_return "QMP start-up failed: " + outcome.failure;
+        ctx.note("QEMU " + describe(*outcome.greeting) + " is up (QMP ready)");
+        co_return "";
+    } catch (const std::exception& e) {
+        co_return std::string("QEMU start-up failed: ") + e.what();
+    }
+}
+
+// Restore: load the saved state through the inherited fd, then let the vCPUs run.
+asio::awaitable<std::string> load_saved_state(qmp::client& qmp, int fd, const launch_context& ctx) {
+    try {
+        auto events = qmp.subscribe_events();
+        co_await enable_migration_events(qmp);
+        boost::json::object incoming;
+        incoming["uri"] = "fd:" + std::to_string(fd);
+        co_await qmp.async_execute("migrate-incoming", std::move(incoming));
+        co_await wait_migration_done(events, std::chrono::seconds(60));
+        co_await qmp.async_execute("cont");
+        ctx.note("restored from " + ctx.restore_from.string());
+        co_return "";
+    } catch (const std::exception& e) {
+        co_return std::string("restore failed: ") + e.what();
+    }
+}
+
 class qemu_driver final : public driver {
 public:
     explicit qemu_driver(qemu_options opts) : opts_(std::move(opts)) {
@@ -242,10 +221,11 @@ public:
             .allow(operation::pause)
             .allow(operation::resume)
             .allow(operation::resize_balloon)
+            .allow(operation::resize_cpus)
             .allow(operation::snapshot)
             .allow(operation::restore)
             .deny(operation::vsock_connect,
-                  "no vhost-vsock on this host kernel; use a virtio-serial channel");
+                  "no vhost-vsock on this host kernel; use the control channel (virtio-serial)");
     }
 
     std::string_view name() const noexcept override { return "qemu"; }
@@ -255,7 +235,8 @@ public:
         if (s.rosetta)
             return spec_error{"rosetta", "Rosetta exists only on Apple silicon (apple-vz backend)"};
         if (s.vsock && !std::filesystem::exists("/dev/vhost-vsock"))
-            return spec_error{"vsock", "QEMU needs /dev/vhost-vsock for vsock, and this host has none"};
+            return spec_error{"vsock", "QEMU needs /dev/vhost-vsock for vsock, and this host has none; "
+                                       "use \"control_channel\" for a host <-> guest stream"};
         for (std::size_t i = 0; i < s.shared_dirs.size(); ++i)
             if (s.shared_dirs[i].read_only)
                 return spec_error{"shared_dirs[" + std::to_string(i) + "].read_only",
@@ -266,9 +247,14 @@ public:
                     return spec_error{"networks[" + std::to_string(i) + "]", "a user NIC needs no netns"};
         if (!s.shared_dirs.empty() && !std::filesystem::exists(opts_.virtiofsd_binary))
             return spec_error{"shared_dirs", opts_.virtiofsd_binary.string() + " is not installed"};
+        if (s.boot == boot_mode::uefi && !s.firmware && !default_ovmf_code())
+            return spec_error{"firmware", "uefi boot needs a firmware: none is named and OVMF is not "
+                                          "installed (apt-get install ovmf)"};
         // Whatever the command line cannot express is refused by its builder, by field name.
         qemu_runtime probe;
         probe.qmp_fd = 3;
+        probe.control_listen_fd = 4;
+        probe.uefi_code = probe.uefi_vars = "/probe";
         for (auto& n : s.networks) probe.nic_fds.push_back(n.fd);
         for (std::size_t i = 0; i < s.shared_dirs.size(); ++i) probe.virtiofs_sockets.push_back("/probe");
         auto args = build_qemu_args(s, probe);
@@ -284,127 +270,63 @@ public:
                  (accel == "tcg" ? " (no vmx/svm on this CPU: /dev/kvm, if present, cannot run stock guests)"
                                  : ""));
 
-        qemu_runtime rt;
-        rt.accelerator = accel;
-        io::process_options popts;
-        popts.log_file = ctx.run_dir / "vmm.log";
-
-        // QMP over a socketpair: nothing to connect to, no socket file, no start-up race.
-        int pair[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
-            fail("socketpair: " + last_error().message());
-        unique_fd ours(pair[0]), theirs(pair[1]);
-        rt.qmp_fd = theirs.get();
-        popts.inherited_fds.push_back(theirs.get());
+        launch_resources r;
+        r.rt.accelerator = accel;
+        r.vmm.log_file = ctx.run_dir / "vmm.log";
+        open_qmp_channel(r);
         for (auto& n : s.networks) {
-            rt.nic_fds.push_back(n.fd);
-            if (n.fd >= 0) popts.inherited_fds.push_back(n.fd);
+            r.rt.nic_fds.push_back(n.fd);
+            if (n.fd >= 0) r.inherit(n.fd);
         }
+        if (!ctx.restore_from.empty()) open_saved_state(r, ctx.restore_from);
+        prepare_firmware(r, s, ctx);
+        open_control_channel(r, s, ctx);
+        start_virtiofsd_sidecars(r, s, ctx, opts_.virtiofsd_binary);
 
-        unique_fd saved_state;
-        if (!ctx.restore_from.empty()) {
-            const auto file = ctx.restore_from / "vmstate.bin";
-            saved_state = unique_fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-            if (saved_state.get() < 0)
-                fail("cannot open the snapshot " + file.string() + ": " + last_error().message());
-            rt.incoming_fd = saved_state.get();
-            popts.inherited_fds.push_back(saved_state.get());
-        }
-
-        std::vector<io::process> sidecars;
-        for (std::size_t i = 0; i < s.shared_dirs.size(); ++i) {
-            auto sock = ctx.run_dir / ("fs" + std::to_string(i) + ".sock");
-            auto listener = listen_unix(sock);
-            io::process_options v;
-            v.program = opts_.virtiofsd_binary;
-            v.args = {"--fd=" + std::to_string(listener.get()), "-o",
-                      "source=" + s.shared_dirs[i].host_path.string(), "-o", "cache=auto"};
-            v.inherited_fds = {listener.get()};
-            v.log_file = ctx.run_dir / ("virtiofsd-" + std::to_string(i) + ".log");
-            error_code ec;
-            auto side = io::process::spawn(ctx.executor, v, ec);
-            if (ec) fail("cannot start virtiofsd for " + s.shared_dirs[i].tag + ": " + ec.message());
-            sidecars.push_back(std::move(side));  // killed by its destructor if the launch fails later
-            rt.virtiofs_sockets.push_back(sock);
-        }
-
-        auto args = build_qemu_args(s, rt);
+        auto args = build_qemu_args(s, r.rt);
         if (!args)
             throw error(make_error_code(errc::invalid_spec),
                         {.message = args.error().message, .field = args.error().field});
         if (s.netns) {
-            popts.program = "ip";
-            popts.args = {"netns", "exec", *s.netns, qemu->string()};
-            popts.args.insert(popts.args.end(), args->begin(), args->end());
+            r.vmm.program = "ip";
+            r.vmm.args = {"netns", "exec", *s.netns, qemu->string()};
+            r.vmm.args.insert(r.vmm.args.end(), args->begin(), args->end());
         } else {
-            popts.program = *qemu;
-            popts.args = std::move(*args);
+            r.vmm.program = *qemu;
+            r.vmm.args = std::move(*args);
         }
-        {
-            std::ostringstream line;
-            line << popts.program.string();
-            for (auto& a : popts.args) line << ' ' << a;
-            io::write_file_atomically(ctx.run_dir / "vmm.cmdline", line.str() + "\n");
-        }
+        record_command_line(r.vmm, ctx.run_dir / "vmm.cmdline");
 
         error_code ec;
-        auto proc = io::process::spawn(ctx.executor, popts, ec);
-        if (ec) fail("cannot start " + popts.program.string() + ": " + ec.message());
-        theirs.reset();  // QEMU has its copy; ours would keep the connection open after QEMU dies
+        auto proc = io::process::spawn(ctx.executor, r.vmm, ec);
+        if (ec) fail("cannot start " + r.vmm.program.string() + ": " + ec.message());
+        // QEMU has its copies; ours would keep the connection open after QEMU dies.
+        r.qmp_theirs.reset();
+        r.control_listener.reset();
+        r.saved_state.reset();
         ctx.note("QEMU started as pid " + std::to_string(proc.pid()));
 
         qmp::client qmp(
-            qmp::client::socket_type(ctx.executor, asio::local::stream_protocol(), ours.release()));
-        forward_events_of(qmp, ctx);
+            qmp::client::socket_type(ctx.executor, asio::local::stream_protocol(), r.qmp_ours.release()));
+        asio::co_spawn(ctx.executor, forward_events(qmp.subscribe_events(), ctx.note), asio::detached);
 
-        // QEMU is up when its QMP handshake completes; if it exits first (a bad option), report
-        // its own words. The timer bounds a QEMU that hangs before it gets there.
-        asio::steady_timer timer(ctx.executor, opts_.startup_timeout);
-        std::string failure;
-        try {
-            auto winner = co_await (qmp.async_handshake() || proc.async_wait(asio::use_awaitable) ||
-                                    timer.async_wait(asio::use_awaitable));
-            if (winner.index() == 1)
-                failure = "QEMU exited during start-up (" + std::get<1>(winner).to_string() + ")";
-            else if (winner.index() == 2)
-                failure = "QEMU did not answer on QMP within the start-up timeout";
-            else
-                ctx.note("QEMU " + describe(std::get<0>(winner)) + " is up (QMP ready)");
-        } catch (const std::exception& e) {
-            failure = std::string("QEMU start-up failed: ") + e.what();
-        }
-        if (failure.empty() && rt.incoming_fd >= 0) {
-            // Restore: load the saved state through the inherited fd, then let the vCPUs run.
-            try {
-                auto events = qmp.subscribe_events();
-                co_await enable_migration_events(qmp);
-                boost::json::object incoming;
-                incoming["uri"] = "fd:" + std::to_string(rt.incoming_fd);
-                co_await qmp.async_execute("migrate-incoming", std::move(incoming));
-                co_await wait_migration_done(events, std::chrono::seconds(60));
-                co_await qmp.async_execute("cont");
-                ctx.note("restored from " + ctx.restore_from.string());
-            } catch (const std::exception& e) {
-                failure = std::string("restore failed: ") + e.what();
-            }
-        }
+        std::string failure = co_await await_qmp_ready(qmp, proc, opts_.startup_timeout, ctx);
+        if (failure.empty() && r.rt.incoming_fd >= 0)
+            failure = co_await load_saved_state(qmp, r.rt.incoming_fd, ctx);
         if (!failure.empty()) {
             proc.kill_and_reap();
-            fail(failure, io::read_file_tail(*popts.log_file, 2048));
+            if (!r.control_socket.empty()) ::unlink(r.control_socket.c_str());
+            fail(failure, io::read_file_tail(*r.vmm.log_file, 2048));
         }
-        co_return std::make_unique<qemu_instance>(std::move(proc), std::move(qmp), std::move(sidecars),
-                                                  *popts.log_file, ctx.run_dir);
+        co_return std::make_unique<qemu_instance>(qemu_instance_parts{.vmm = std::move(proc),
+                                                                      .qmp = std::move(qmp),
+                                                                      .sidecars = std::move(r.sidecars),
+                                                                      .vmm_log = *r.vmm.log_file,
+                                                                      .run_dir = ctx.run_dir,
+                                                                      .control_socket = r.control_socket});
     }
 
 private:
-    static std::string describe(const qmp::greeting& g) {
-        return std::to_string(g.major) + "." + std::to_string(g.minor) + "." + std::to_string(g.micro);
-    }
-
-    static void forward_events_of(qmp::client& qmp, launch_context& ctx) {
-        asio::co_spawn(ctx.executor, forward_events(qmp.subscribe_events(), ctx.note), asio::detached);
-    }
-
     qemu_options opts_;
     capability_set caps_{"not implemented by the QEMU backend yet"};
 };

@@ -1,4 +1,5 @@
 #include "image/deb_unpack.hpp"
+#include "io/unique_fd.hpp"
 
 #include "image/cpio_writer.hpp"  // safe_relative_path
 
@@ -16,6 +17,7 @@
 #include <utility>
 
 namespace vmrt::image {
+using io::unique_fd;
 namespace {
 
 struct reader_deleter {
@@ -36,23 +38,6 @@ using reader = std::unique_ptr<struct archive, reader_deleter>;
 [[noreturn]] void system_failed(const std::string& what) {
     throw error(error_code(errno, boost::system::system_category()), {.message = what});
 }
-
-class unique_fd {
-public:
-    explicit unique_fd(int fd = -1) noexcept : fd_(fd) {}
-    unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    unique_fd& operator=(unique_fd&& o) noexcept {
-        std::swap(fd_, o.fd_);
-        return *this;
-    }
-    ~unique_fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const noexcept { return fd_; }
-
-private:
-    int fd_;
-};
 
 // Opens (creating as needed) the directory `relative` below `root`, one component at a time and
 // never through a symlink: a link planted where a directory is expected makes openat fail.

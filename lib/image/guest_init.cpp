@@ -44,6 +44,7 @@ for word in $(cat /proc/cmdline); do
     vmrs.virtiofs_probe=*) probe_tag=${word#*=} ;;
     vmrs.lsdev=*) lsdev=${word#*=} ;;
     vmrs.noacpid=*) noacpid=${word#*=} ;;
+    vmrs.report=*) report=${word#*=} ;;
     esac
 done
 set +f
@@ -180,6 +181,56 @@ if [ "$lsdev" = 1 ]; then
     done
 fi
 
+# vmrs.report=1: what the guest was given, one VMRS_* line each, so that the host can check the
+# spec reached it: vCPUs, firmware, each Ethernet address, each disk (512-byte sectors, read-only).
+if [ "$report" = 1 ]; then
+    echo "VMRS_CPUS $(grep -c ^processor /proc/cpuinfo)"
+    if [ -d /sys/firmware/efi ]; then echo "VMRS_FIRMWARE efi"; else echo "VMRS_FIRMWARE bios"; fi
+    for dev in /sys/class/net/*; do
+        [ "$(cat "$dev/type" 2>/dev/null)" = 1 ] && echo "VMRS_MAC ${dev##*/} $(cat "$dev/address")"
+    done
+    for disk in /sys/block/*; do
+        case "${disk##*/}" in loop* | ram*) continue ;; esac
+        echo "VMRS_BLOCK ${disk##*/} $(cat "$disk/size") ro=$(cat "$disk/ro")"
+    done
+    echo "VMRS_MEMTOTAL $(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2)"
+fi
+
+# vCPUs the host hot-adds arrive offline: bring them up (udev's job on a full distribution), and
+# report every change of the online count (the host's unplug shows as an offline event).
+uevent sh -c '
+    [ "$SUBSYSTEM" = cpu ] || exit 0
+    case "$ACTION" in
+    add) echo 1 >"/sys$DEVPATH/online" ;;
+    online | offline) echo "VMRS_CPUS $(grep -c ^processor /proc/cpuinfo)" ;;
+    esac' </dev/null >/dev/console 2>&1 &
+
+# The control channel (virtio-serial port org.vmrt.control): a line protocol, one answer per
+# request. Reads return end-of-file while no host program is connected, hence the slow retry.
+control_port=
+for port in /sys/class/virtio-ports/*; do
+    [ "$(cat "$port/name" 2>/dev/null)" = org.vmrt.control ] && control_port=/dev/${port##*/}
+done
+if [ -n "$control_port" ]; then
+    (
+        while true; do
+            if exec 3<>"$control_port"; then
+                while IFS= read -r request <&3; do
+                    case "$request" in
+                    ping) echo pong ;;
+                    ready) echo "ready $address" ;;
+                    cpus) echo "cpus $(grep -c ^processor /proc/cpuinfo)" ;;
+                    hostname) echo "hostname $(hostname)" ;;
+                    *) echo "error unknown request" ;;
+                    esac >&3
+                done
+                exec 3>&-
+            fi
+            sleep 1
+        done
+    ) &
+fi
+
 # The ACPI power button (QMP system_powerdown) reaches us through button.ko + evdev.ko; acpid
 # then runs /etc/acpi/PWRF/00000080. It scans /dev/input at start, hence after the modules.
 if [ "$noacpid" != 1 ]; then
@@ -260,7 +311,7 @@ const std::vector<std::string_view>& guest_required_applets() {
         "sh",       "mount", "umount", "modprobe", "insmod", "ip",    "ifconfig", "route", "sleep",
         "cat",      "echo",  "mkdir",  "poweroff", "acpid",  "ping",  "ls",       "sync",  "dmesg",
         "hostname", "grep",  "sed",    "tr",       "cut",    "head",  "tail",     "od",    "dd",
-        "mknod",    "ln",    "chmod",  "wc",       "date",   "uname", "printf"};
+        "mknod",    "ln",    "chmod",  "wc",       "date",   "uname", "printf",   "uevent"};
     return applets;
 }
 

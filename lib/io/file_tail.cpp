@@ -14,6 +14,7 @@
 // a truncation followed by a rewrite past our offset before we look is not seen as a reset, and
 // bytes written to the old file after we switched to its replacement are not read.
 #include "io/inotify_hub.hpp"
+#include "io/unique_fd.hpp"
 
 #include <vmrt/io/file_tail.hpp>
 
@@ -50,31 +51,6 @@ constexpr std::uint32_t dir_mask = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVE
 constexpr std::uint32_t file_mask = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF;
 
 error_code last_error() { return {errno, boost::system::system_category()}; }
-
-class unique_fd {
-public:
-    unique_fd() = default;
-    explicit unique_fd(int fd) : fd_(fd) {}
-    unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    unique_fd& operator=(unique_fd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    ~unique_fd() { reset(); }
-
-    int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-    void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_ = -1;
-};
 
 // Identity of a file: the name may be given to another file at any time (rotation).
 struct file_id {

@@ -10,6 +10,8 @@
 //    if the io_context is destroyed with waits pending, destroying the monitor operation
 //    destroys the user handlers, and with them any coroutine frame that owns the process, so a
 //    process <-> handler ownership cycle cannot keep a child alive.
+#include "io/unique_fd.hpp"
+
 #include <vmrt/io/process.hpp>
 
 #include <boost/asio/append.hpp>
@@ -52,29 +54,6 @@ constexpr unsigned close_range_cloexec = 1U << 2;
 
 error_code errno_code(int e) noexcept { return {e, boost::system::system_category()}; }
 error_code last_error() noexcept { return errno_code(errno); }
-
-/// An owned file descriptor.
-class unique_fd {
-public:
-    unique_fd() = default;
-    explicit unique_fd(int fd) noexcept : fd_(fd) {}
-    unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    unique_fd& operator=(unique_fd&& o) noexcept {
-        if (this != &o) reset(std::exchange(o.fd_, -1));
-        return *this;
-    }
-    ~unique_fd() { reset(); }
-    int get() const noexcept { return fd_; }
-    int release() noexcept { return std::exchange(fd_, -1); }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-    void reset(int fd = -1) noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-
-private:
-    int fd_ = -1;
-};
 
 /// The child dup2()s onto 0, 1 and 2; a source fd that itself sits in that range (the parent runs
 /// with a closed stdio fd) could be overwritten before it is used, so keep ours above 2.

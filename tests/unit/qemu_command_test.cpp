@@ -150,6 +150,9 @@ BOOST_AUTO_TEST_CASE(balloon_uefi_machine_id_and_restore) {
     s.machine_id = std::vector<std::uint8_t>(16, 0xab);
     auto rt = runtime();
     rt.incoming_fd = 11;
+    BOOST_TEST(vmrt::hv::build_qemu_args(s, rt).error().field == "firmware");  // flash not prepared
+    rt.uefi_code = "/usr/share/OVMF/OVMF_CODE.fd";
+    rt.uefi_vars = "/var/lib/vm1/vars.fd";
     auto a = *vmrt::hv::build_qemu_args(s, rt);
     BOOST_TEST(has(values_of(a, "-device"),
                    "virtio-balloon-pci,id=balloon0,deflate-on-oom=on,free-page-reporting=on"));
@@ -182,6 +185,21 @@ BOOST_AUTO_TEST_CASE(fields_qemu_cannot_honour_are_refused_by_name) {
     auto s5 = base_spec();
     s5.name = "bad\nname";
     BOOST_TEST(!vmrt::hv::build_qemu_args(s5, runtime()).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(cpu_hotplug_room_and_control_channel) {
+    auto s = base_spec();
+    s.max_cpus = 4;
+    s.control_channel = true;
+    auto rt = runtime();
+    BOOST_TEST(vmrt::hv::build_qemu_args(s, rt).error().field == "control_channel");
+    rt.control_listen_fd = 9;
+    auto a = *vmrt::hv::build_qemu_args(s, rt);
+    BOOST_TEST(values_of(a, "-smp").at(0) == "cpus=2,maxcpus=4");
+    BOOST_TEST(has(values_of(a, "-chardev"), "socket,id=vmrt-control,server=on,wait=off,fd=9"));
+    BOOST_TEST(has(values_of(a, "-device"), "virtio-serial-pci,id=vmrt-serial"));
+    BOOST_TEST(has(values_of(a, "-device"),
+                   "virtserialport,bus=vmrt-serial.0,chardev=vmrt-control,name=org.vmrt.control"));
 }
 
 BOOST_AUTO_TEST_CASE(accelerator_choice) {

@@ -58,6 +58,11 @@ std::string first_difference(const vm_spec& a, const vm_spec& b) {
     add("efi_variable_store", describe_optional(a.efi_variable_store, path_of),
         describe_optional(b.efi_variable_store, path_of));
     add("cpus", std::to_string(a.cpus), std::to_string(b.cpus));
+    const auto count = [](std::uint32_t n) {
+        return std::to_string(n);
+    };
+    add("max_cpus", describe_optional(a.max_cpus, count), describe_optional(b.max_cpus, count));
+    add("control_channel", a.control_channel ? "on" : "off", b.control_channel ? "on" : "off");
     add("memory_mib", std::to_string(a.memory_mib), std::to_string(b.memory_mib));
     const auto balloon = [](const vmrt::balloon_spec& s) {
         return std::to_string(s.initial_mib) + (s.deflate_on_oom ? " deflate" : " keep") +
@@ -112,6 +117,7 @@ const std::string full_spec_json = R"({
   "firmware": "fw/hypervisor-fw",
   "efi_variable_store": "efi/vars.fd",
   "cpus": 4,
+  "max_cpus": 8,
   "memory_mib": 2048,
   "balloon": {"initial_mib": 512, "deflate_on_oom": false, "free_page_reporting": true},
   "root_disk": {"path": "disks/root.img", "read_only": true, "cache": "none", "interface": "nvme"},
@@ -126,7 +132,8 @@ const std::string full_spec_json = R"({
   "serial_log": "logs/serial.log",
   "netns": "vmrt-web",
   "machine_id": "00ff10AB",
-  "rosetta": true
+  "rosetta": true,
+  "control_channel": true
 })";
 
 const fs::path base_dir = "/srv/vms/web";
@@ -688,10 +695,13 @@ BOOST_AUTO_TEST_CASE(boot_files) {
     }
     {
         valid_on_disk v;
-        v.spec.boot = vmrt::boot_mode::uefi;
-        expect_problem(v.spec, "firmware", "required for uefi boot");
+        v.spec.boot = vmrt::boot_mode::uefi;  // no firmware: the backend's default
+        BOOST_TEST(vmrt::validate_spec(v.spec).empty(), list_problems(vmrt::validate_spec(v.spec)));
         v.spec.firmware = v.dir / "nofw";
         expect_problem(v.spec, "firmware", "does not exist");
+        v.spec.firmware = v.dir / "vmlinuz";
+        v.spec.boot = vmrt::boot_mode::direct;
+        expect_problem(v.spec, "firmware", "needs \"boot\": \"uefi\"");
     }
     {
         valid_on_disk v;
@@ -708,6 +718,14 @@ BOOST_AUTO_TEST_CASE(cpu_memory_balloon_bounds) {
     }
     v.spec.cpus = 255;
     BOOST_TEST(vmrt::validate_spec(v.spec).empty());
+    v.spec.cpus = 2;
+    for (std::uint32_t max : {1u, 256u}) {
+        v.spec.max_cpus = max;
+        expect_problem(v.spec, "max_cpus", "between cpus (2) and 255");
+    }
+    v.spec.max_cpus = 2;
+    BOOST_TEST(vmrt::validate_spec(v.spec).empty());
+    v.spec.max_cpus.reset();
     v.spec.cpus = 1;
     v.spec.balloon.reset();
     for (std::uint64_t mib : {15ull, 1048577ull}) {

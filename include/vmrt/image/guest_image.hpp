@@ -30,7 +30,18 @@
 //   vmrs.lsdev=1          lists bound virtio devices    VMRS_DEV <driver> <device>  (one per device,
 //                                                        e.g. "VMRS_DEV virtio_balloon virtio2")
 //   vmrs.noacpid=1        no power-button handler (the guest then ignores system_powerdown)
+//   vmrs.report=1         what the guest was given:     VMRS_CPUS <online vCPUs>
+//                                                        VMRS_FIRMWARE efi | bios
+//                                                        VMRS_MAC <interface> <address>  (each Ethernet NIC)
+//                                                        VMRS_BLOCK <disk> <512-byte sectors> ro=<0|1>
+//                                                        VMRS_MEMTOTAL <kB>
 // Every probe above reports before VMRS_READY: once a VM is Ready, its console holds the results.
+// Always, without a parameter:
+//   vCPU hotplug          hot-added vCPUs are brought   VMRS_CPUS <online vCPUs>  (on every change)
+//                         online
+//   control channel       on the virtio-serial port "org.vmrt.control", a line protocol, one answer
+//                         per request: "ping" -> "pong", "ready" -> "ready <ADDR>", "cpus" ->
+//                         "cpus <n>", "hostname" -> "hostname <name>", else "error unknown request"
 // The ACPI power button prints VMRS_POWERDOWN, syncs and powers off at once. Other diagnostics
 // are lines starting with "vmrs: ". Cached builds mean the guest, and this contract, only change
 // with the image's inputs (see guest_image_format_version).

@@ -25,6 +25,32 @@ using io::unique_fd;
 
 error_code last_error() { return {errno, boost::system::system_category()}; }
 
+// The guest's answer to an eject request (ACPI _OST, source 3): 0 is success, 0x84 "in progress";
+// anything else is a refusal, described here. Nothing for other events.
+std::optional<std::string> eject_refusal(const qmp::event& ev) {
+    if (ev.name != "ACPI_DEVICE_OST") return std::nullopt;
+    const auto* info = ev.data.if_contains("info");
+    if (!info || !info->is_object()) return std::nullopt;
+    const auto* source = info->as_object().if_contains("source");
+    const auto* status = info->as_object().if_contains("status");
+    if (!source || !status || !source->is_int64() || !status->is_int64() || source->as_int64() != 3)
+        return std::nullopt;
+    const auto code = status->as_int64();
+    if (code == 0 || code == 0x84) return std::nullopt;
+    switch (code) {
+    case 0x80:
+        return "ejection not supported by the guest OS";
+    case 0x81:
+        return "device in use by an application";
+    case 0x82:
+        return "device busy";
+    case 0x83:
+        return "ejection dependency busy";
+    default:
+        return "ACPI _OST status " + std::to_string(code);
+    }
+}
+
 }  // namespace
 
 qemu_instance::qemu_instance(qemu_instance_parts parts) : p_(std::move(parts)) {}
@@ -81,10 +107,12 @@ asio::awaitable<std::uint64_t> qemu_instance::resize_balloon(std::uint64_t targe
 }
 
 // Hot-add is complete when device_add returns (the guest is notified through ACPI and brings the
-// CPU online itself). Hot-remove asks the guest to eject the CPU; QEMU reports DEVICE_DELETED once
-// the guest has let go of it, which is what this waits for.
+// CPU online itself). Hot-remove asks the guest to eject the CPU; QEMU reports the guest's answer
+// as ACPI_DEVICE_OST and the teardown as DEVICE_DELETED events. Which of the latter name the CPU
+// itself varies (QEMU 7.2 reports its lapic child first), so each such event triggers one look at
+// the slots: the unplug is done when the CPU is no longer plugged.
 asio::awaitable<std::uint32_t> qemu_instance::resize_vcpus(std::uint32_t count) {
-    auto events = p_.qmp.subscribe_events();  // before device_del: no DEVICE_DELETED can be missed
+    auto events = p_.qmp.subscribe_events();  // before device_del: no event can be missed
     const auto before = co_await execute("query-hotpluggable-cpus");
     auto plan = plan_vcpu_resize(parse_hotpluggable_cpus(before), count);
     for (auto& args : plan.add) co_await execute("device_add", std::move(args));
@@ -102,12 +130,18 @@ asio::awaitable<std::uint32_t> qemu_instance::resize_vcpus(std::uint32_t count) 
         if (next.index() == 1)
             throw error(make_error_code(errc::timeout),
                         {.message = "the guest did not release vCPU " + *pending.begin() +
-                                    " (does it handle ACPI eject?)"});
+                                    " within 30 s (does it handle ACPI eject?)"});
         auto& [ec, ev] = std::get<0>(next);
         if (ec) throw error(ec, {.message = "QMP connection ended during a vCPU unplug"});
+        if (auto refusal = eject_refusal(ev))
+            throw error(make_error_code(errc::command_failed),
+                        {.message = "the guest refused to release a vCPU: " + *refusal});
         if (ev.name != "DEVICE_DELETED") continue;
-        if (const auto* device = ev.data.if_contains("device"); device && device->is_string())
-            pending.erase(std::string(device->as_string()));
+        const auto now = co_await execute("query-hotpluggable-cpus");
+        std::set<std::string> still_plugged;
+        for (const auto& slot : parse_hotpluggable_cpus(now))
+            if (slot.qom_path) still_plugged.insert(slot.qom_path->substr(slot.qom_path->rfind('/') + 1));
+        std::erase_if(pending, [&](const std::string& id) { return !still_plugged.contains(id); });
     }
     const auto after = co_await execute("query-hotpluggable-cpus");
     co_return plugged_cpus(parse_hotpluggable_cpus(after));

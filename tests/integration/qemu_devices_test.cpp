@@ -29,6 +29,10 @@
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using vmrt::test::console_lines;
+using vmrt::test::contains;
+using vmrt::test::has_line;
+using vmrt::test::lines_starting;
 using vmrt::test::run_coro;
 
 namespace {
@@ -40,35 +44,6 @@ std::string random_hex() {
     std::ostringstream s;
     s << std::hex << rd() << rd();
     return s.str();
-}
-
-bool contains(const std::string& text, const std::string& what) {
-    return text.find(what) != std::string::npos;
-}
-
-// The console's lines; the serial tty ends them with "\r\n" (ONLCR), the "\r" is dropped.
-std::vector<std::string> console_lines(const std::string& text) {
-    std::vector<std::string> lines;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        lines.push_back(std::move(line));
-    }
-    return lines;
-}
-
-bool has_line(const std::string& text, const std::string& wanted) {
-    for (auto& line : console_lines(text))
-        if (line == wanted) return true;
-    return false;
-}
-
-// The console lines that start with `prefix`, for the test log (what the guest actually said).
-std::string lines_starting(const std::string& text, const std::string& prefix) {
-    std::string out;
-    for (auto& line : console_lines(text))
-        if (line.rfind(prefix, 0) == 0) out += "\n  " + line;
-    return out;
 }
 
 struct tool_result {
@@ -186,37 +161,7 @@ struct netns_holder {
     std::optional<test_netns> netns;
 };
 
-struct fixture : netns_holder, vmrt::test::guest_fixture {
-    // Starts the VMs and waits until all are Ready; the probes of /init have then reported.
-    asio::awaitable<void> boot(std::vector<vmrt::vm_spec> specs) {
-        const auto t0 = std::chrono::steady_clock::now();
-        std::vector<std::string> names;
-        for (auto& s : specs) {
-            auto [ec, info] = co_await manager->async_start(s, tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, s.name << ": " << ec.message() << ": " << info.diag.message << " "
-                                           << info.diag.vmm_stderr_tail);
-            names.push_back(s.name);
-        }
-        auto [rec, infos] = co_await manager->async_wait_ready(names, 90s, tuple_awaitable);
-        BOOST_TEST_REQUIRE(!rec, rec.message() << "\n" << console(names.front()));
-        const auto took =
-            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-        BOOST_TEST_MESSAGE(names.size() << " guest(s) from start to Ready: " << took.count() << " ms");
-    }
-
-    asio::awaitable<void> boot(vmrt::vm_spec s) {
-        std::vector<vmrt::vm_spec> one;  // no braced list: see vmrt::test::strings()
-        one.push_back(std::move(s));
-        co_await boot(std::move(one));
-    }
-
-    // Graceful stop: the guest syncs and powers off (the VM ends clean, not killed).
-    asio::awaitable<void> stop_clean(std::string vm) {
-        auto [ec, outcome] = co_await manager->async_stop(vm, 30s, tuple_awaitable);
-        BOOST_TEST_REQUIRE(!ec, ec.message());
-        BOOST_TEST_REQUIRE((outcome == vmrt::stop_outcome::clean), "\n" << console(vm));
-    }
-};
+struct fixture : netns_holder, vmrt::test::guest_fixture {};
 
 }  // namespace
 

@@ -7,7 +7,10 @@
 
 #include <vmrt/image/disk.hpp>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <sys/stat.h>
@@ -18,6 +21,7 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using namespace vmrt::image;
 using namespace std::chrono_literals;
+using namespace boost::asio::experimental::awaitable_operators;
 using vmrt::test::run_coro;
 using vmrt::test::run_program;
 using vmrt::test::strings;
@@ -230,6 +234,25 @@ BOOST_AUTO_TEST_CASE(a_tool_past_its_time_limit_is_killed_and_leaves_nothing) {
     auto e =
         expect_error([&] { make_ext4({.path = dir / "slow.ext4", .size_bytes = 256 * MiB, .timeout = 1ms}); },
                      vmrt::errc::timeout);
+    BOOST_TEST(vmrt::test::dir_entries(dir.path()).empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_call_kills_its_tool_and_leaves_nothing) {
+    vmrt::test::temp_dir dir;
+    const ext4_disk_options options{.path = dir / "cancelled.ext4", .size_bytes = 256 * MiB};
+    std::size_t winner = 0;
+    run_coro(
+        [&]() -> asio::awaitable<void> {
+            asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+            // The timer wins and the || operator cancels the disk operation (terminal cancellation).
+            auto make = create_ext4_disk(options);
+            auto expire = timer.async_wait(asio::use_awaitable);
+            auto result = co_await (std::move(make) || std::move(expire));
+            winner = result.index();
+        },
+        60s);
+    BOOST_TEST(winner == 1U);
+    // mkfs.ext4 was killed and reaped (cleanup.leftovers checks for processes) and its file removed.
     BOOST_TEST(vmrt::test::dir_entries(dir.path()).empty());
 }
 

@@ -76,6 +76,10 @@ std::string build_iso9660(const iso_files& files, std::string_view volume_id) {
     check(a.get(), archive_write_set_bytes_in_last_block(a.get(), 1), "bytes in last block");
 
     std::string image;
+    // The system area and descriptors take about 64 KiB; each file whole 2 KiB sectors.
+    std::size_t estimate = 96 * 1024;
+    for (const auto& [name, contents] : files) estimate += (contents.size() + 2047) / 2048 * 2048;
+    image.reserve(estimate);
     check(a.get(), archive_write_open(a.get(), &image, nullptr, append_to_string, nullptr), "open");
     std::unique_ptr<archive_entry, entry_deleter> entry(archive_entry_new());
     for (const auto& [name, contents] : files) {

@@ -189,6 +189,12 @@ std::string double_quoted(std::string_view s) {
     out.reserve(s.size() + 2);
     out += '"';
     while (!s.empty()) {
+        // Runs of printable ASCII other than '"' and '\\' are copied as they are, in one append.
+        std::size_t run = 0;
+        while (run < s.size() && s[run] >= 0x20 && s[run] < 0x7F && s[run] != '"' && s[run] != '\\') ++run;
+        out.append(s.substr(0, run));
+        s.remove_prefix(run);
+        if (s.empty()) break;
         const std::string_view rest = s;
         const auto cp = next_code_point(s);
         if (!cp) throw std::invalid_argument("YAML scalar is not valid UTF-8");

@@ -53,7 +53,7 @@ bool check_target(std::string_view target, std::string& why) {
         }
         if (target[i] == '%' &&
             (i + 2 >= target.size() || !is_hex(target[i + 1]) || !is_hex(target[i + 2]))) {
-            why = "a '%' in the path or query is not followed by two hex digits";
+            why = "a '%' in the path or query does not start a percent-encoded byte (%XX)";
             return false;
         }
     }

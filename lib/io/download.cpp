@@ -117,7 +117,8 @@ asio::awaitable<download_result> async_download(https_client& client, std::strin
         } else if (resp.status() == 416 && offset > 0 && range_was_at_end(resp, offset, total)) {
             complete = true;
         } else {
-            throw co_await status_error_of(resp, what);
+            auto failure = co_await status_error_of(resp, what);
+            throw failure;
         }
 
         std::string broken;  // why the body ended early, if it did
@@ -165,7 +166,9 @@ asio::awaitable<download_result> async_download(https_client& client, std::strin
 asio::awaitable<download_result> async_download(std::string url, fs::path final_path,
                                                 download_options options,
                                                 https_client_options client_options) {
-    https_client client(co_await asio::this_coro::executor, std::move(client_options));
+    // The executor is fetched first: GCC 12 mishandles co_await inside constructor arguments.
+    auto ex = co_await asio::this_coro::executor;
+    https_client client(ex, std::move(client_options));
     co_return co_await async_download(client, std::move(url), std::move(final_path), std::move(options));
 }
 

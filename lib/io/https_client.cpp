@@ -187,7 +187,8 @@ http_status_error::http_status_error(unsigned status, std::string url, std::stri
       url_(std::move(url)), body_excerpt_(std::move(body_excerpt)) {}
 
 asio::awaitable<http_status_error> status_error_of(http_response& response, std::string_view context) {
-    std::string excerpt = printable(co_await response.async_read_excerpt(512));
+    const std::string raw = co_await response.async_read_excerpt(512);
+    std::string excerpt = printable(raw);
     std::string message;
     if (!context.empty()) message = std::string(context) + ": ";
     message += std::string(http::to_string(response.method())) + " " + response.url().str() +

@@ -50,7 +50,9 @@ asio::awaitable<vmrt::error> send_failure(https_client& client, std::string url)
     }
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -117,8 +119,9 @@ BOOST_AUTO_TEST_CASE(error_statuses_are_returned_and_explained) {
         BOOST_TEST(e404.status() == 404u);
         BOOST_TEST(e404.url() == env.url(env.valid_port, "/missing.bin"));
         BOOST_TEST(contains(e404.body_excerpt(), "404 Not Found"), e404.body_excerpt());
-        BOOST_TEST(contains(e404.diag().message, "fetching the kernel: GET " + e404.url() + " answered HTTP 404"),
-                   e404.diag().message);
+        BOOST_TEST(
+            contains(e404.diag().message, "fetching the kernel: GET " + e404.url() + " answered HTTP 404"),
+            e404.diag().message);
 
         auto broken = co_await client.async_send(get(env.url(env.valid_port, "/error500")));
         BOOST_TEST(broken.status() == 500u);
@@ -140,7 +143,8 @@ BOOST_AUTO_TEST_CASE(redirects_are_followed_up_to_the_limit) {
         auto plain = co_await client.async_send(get(env.url(env.valid_port, "/redirect")));
         BOOST_TEST(plain.status() == 302u);
 
-        auto followed = co_await client.async_send_following(get(env.url(env.valid_port, "/redirect-chain")), 5);
+        auto followed =
+            co_await client.async_send_following(get(env.url(env.valid_port, "/redirect-chain")), 5);
         BOOST_TEST(followed.status() == 200u);
         BOOST_TEST(followed.redirects() == 2u);
         BOOST_TEST(followed.url().str() == env.url(env.valid_port, "/blob.bin"));
@@ -194,7 +198,9 @@ BOOST_AUTO_TEST_CASE(connections_are_reused_and_replaced_when_the_server_closed_
         }
         auto log = env.nginx->access_log();
         BOOST_TEST_REQUIRE(log.size() == 3u);
-        auto connection_of = [](const std::string& line) { return line.substr(0, line.find(' ')); };
+        auto connection_of = [](const std::string& line) {
+            return line.substr(0, line.find(' '));
+        };
         BOOST_TEST(connection_of(log[0]) == connection_of(log[2]));
         BOOST_TEST(log[2].find(" 3 200 GET /blob.bin") != std::string::npos, log[2]);
 
@@ -247,7 +253,8 @@ BOOST_AUTO_TEST_CASE(stalled_servers_hit_the_timeouts) {
         // A listener that accepts TCP (the kernel's backlog) but never speaks TLS.
         asio::ip::tcp::acceptor mute(ex, {asio::ip::make_address("127.0.0.1"), 0});
         start = std::chrono::steady_clock::now();
-        e = co_await send_failure(client, "https://127.0.0.1:" + std::to_string(mute.local_endpoint().port()) + "/x");
+        e = co_await send_failure(client,
+                                  "https://127.0.0.1:" + std::to_string(mute.local_endpoint().port()) + "/x");
         BOOST_TEST((e.code() == errc::timeout), e.what());
         BOOST_TEST(contains(e.diag().message, "TLS handshake"), e.diag().message);
         BOOST_TEST((std::chrono::steady_clock::now() - start < 5s));

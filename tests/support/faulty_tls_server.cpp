@@ -10,8 +10,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/message.hpp>
+#include <boost/beast/http/read.hpp>
 
 #include <charconv>
 #include <mutex>
@@ -61,7 +61,8 @@ struct faulty_tls_server::impl {
         for (;;) {
             http::request<http::empty_body> request;
             co_await http::async_read(stream, buffer, request, asio::use_awaitable);
-            received_request seen{std::string(request[http::field::range]), std::string(request[http::field::if_range])};
+            received_request seen{std::string(request[http::field::range]),
+                                  std::string(request[http::field::if_range])};
             unsigned index = 0;
             {
                 std::lock_guard lock(mutex);
@@ -76,10 +77,12 @@ struct faulty_tls_server::impl {
             const std::size_t start = range_start(seen.range);
             const std::size_t length = options.body.size() - start;
             std::string head = start > 0 ? "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " +
-                                               std::to_string(start) + "-" + std::to_string(options.body.size() - 1) +
-                                               "/" + std::to_string(options.body.size()) + "\r\n"
+                                               std::to_string(start) + "-" +
+                                               std::to_string(options.body.size() - 1) + "/" +
+                                               std::to_string(options.body.size()) + "\r\n"
                                          : std::string("HTTP/1.1 200 OK\r\n");
-            head += "Content-Length: " + std::to_string(length) + "\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\n\r\n";
+            head += "Content-Length: " + std::to_string(length) +
+                    "\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\n\r\n";
             std::size_t sent = length;
             const bool cut = index < options.cut_responses && options.cut_after < length;
             if (cut) sent = options.cut_after;

@@ -17,21 +17,19 @@ std::string pseudo_random_bytes(std::size_t n) {
     return out;
 }
 
-std::string server_block(std::uint16_t port, const tls_pair& id, const std::string& www, const std::string& extra) {
+std::string server_block(std::uint16_t port, const tls_pair& id, const std::string& www,
+                         const std::string& extra) {
     return "  server {\n    listen 127.0.0.1:" + std::to_string(port) + " ssl;\n    ssl_certificate " +
-           id.cert.string() + ";\n    ssl_certificate_key " + id.key.string() + ";\n    root " + www + ";\n" + extra +
-           "  }\n";
+           id.cert.string() + ";\n    ssl_certificate_key " + id.key.string() + ";\n    root " + www + ";\n" +
+           extra + "  }\n";
 }
 
 }  // namespace
 
 https_test_env::https_test_env(std::size_t blob_bytes)
-    : pki(make_test_pki(dir / "pki")),
-      blob(pseudo_random_bytes(blob_bytes)),
-      valid_port(free_loopback_port()),
-      expired_port(free_loopback_port()),
-      unknown_ca_port(free_loopback_port()),
-      wrong_name_port(free_loopback_port()) {
+    : pki(make_test_pki(dir / "pki")), blob(pseudo_random_bytes(blob_bytes)),
+      valid_port(free_loopback_port()), expired_port(free_loopback_port()),
+      unknown_ca_port(free_loopback_port()), wrong_name_port(free_loopback_port()) {
     io::sha256 h;
     h.update(blob);
     blob_sha256 = h.hex_digest();

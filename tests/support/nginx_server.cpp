@@ -26,17 +26,30 @@ nginx_server::nginx_server(asio::any_io_executor ex, const fs::path& dir, const 
     fs::create_directories(dir / "temp");
     const std::string d = dir.string();
     // master_process off: one process (no workers to reap); daemon off: it stays our child.
-    write_file(dir / "nginx.conf", "daemon off;\nmaster_process off;\npid " + d + "/nginx.pid;\nerror_log " + d +
-                                       "/error.log info;\nevents { worker_connections 64; }\nhttp {\n"
-                                       "  log_format conn '$connection $connection_requests $status $request';\n"
-                                       "  access_log " + d + "/access.log conn;\n"
-                                       "  client_body_temp_path " + d + "/temp/body;\n"
-                                       "  proxy_temp_path " + d + "/temp/proxy;\n"
-                                       "  fastcgi_temp_path " + d + "/temp/fastcgi;\n"
-                                       "  uwsgi_temp_path " + d + "/temp/uwsgi;\n"
-                                       "  scgi_temp_path " + d + "/temp/scgi;\n"
-                                       "  default_type application/octet-stream;\n" +
-                                       server_blocks + "\n}\n");
+    write_file(dir / "nginx.conf",
+               "daemon off;\nmaster_process off;\npid " + d + "/nginx.pid;\nerror_log " + d +
+                   "/error.log info;\nevents { worker_connections 64; }\nhttp {\n"
+                   "  log_format conn '$connection $connection_requests $status $request';\n"
+                   "  access_log " +
+                   d +
+                   "/access.log conn;\n"
+                   "  client_body_temp_path " +
+                   d +
+                   "/temp/body;\n"
+                   "  proxy_temp_path " +
+                   d +
+                   "/temp/proxy;\n"
+                   "  fastcgi_temp_path " +
+                   d +
+                   "/temp/fastcgi;\n"
+                   "  uwsgi_temp_path " +
+                   d +
+                   "/temp/uwsgi;\n"
+                   "  scgi_temp_path " +
+                   d +
+                   "/temp/scgi;\n"
+                   "  default_type application/octet-stream;\n" +
+                   server_blocks + "\n}\n");
     io::process_options opts;
     opts.program = "nginx";
     // -e: the error log before the configuration is read (else /var/log/nginx/error.log).

@@ -23,7 +23,8 @@ public:
     /// Writes `dir`/nginx.conf with `server_blocks` inside its http {} block and starts nginx.
     /// The blocks may use any paths; logs go to `dir`/error.log and `dir`/access.log, whose lines
     /// read "CONNECTION-NUMBER REQUESTS-ON-IT STATUS REQUEST-LINE" (to see connection reuse).
-    nginx_server(boost::asio::any_io_executor ex, const std::filesystem::path& dir, const std::string& server_blocks);
+    nginx_server(boost::asio::any_io_executor ex, const std::filesystem::path& dir,
+                 const std::string& server_blocks);
 
     /// Waits until every port accepts TCP connections; throws with nginx's error log if that
     /// takes longer than 10 s.

@@ -42,15 +42,16 @@ void make_ca(const fs::path& dir, const std::string& name, const std::string& cn
     auto args = strings("req", "-x509");
     auto key = new_key_args(name + ".key");
     args.insert(args.end(), key.begin(), key.end());
-    for (auto a : strings("-out", name + ".pem", "-days", "2", "-subj", "/CN=" + cn, "-addext",
-                          "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"))
+    for (auto a :
+         strings("-out", name + ".pem", "-days", "2", "-subj", "/CN=" + cn, "-addext",
+                 "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"))
         args.push_back(a);
     openssl(dir, args);
 }
 
 /// A server certificate for `san` signed by `ca`, valid for `days` (negative: already expired).
-tls_pair make_leaf(const fs::path& dir, const std::string& name, const std::string& ca, const std::string& san,
-                   int days, int serial) {
+tls_pair make_leaf(const fs::path& dir, const std::string& name, const std::string& ca,
+                   const std::string& san, int days, int serial) {
     auto req = strings("req");
     auto key = new_key_args(name + ".key");
     req.insert(req.end(), key.begin(), key.end());

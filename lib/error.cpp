@@ -37,6 +37,14 @@ public:
             return "internal error";
         case errc::command_failed:
             return "the VMM refused the command";
+        case errc::http_status:
+            return "the server answered with an HTTP error status";
+        case errc::certificate_rejected:
+            return "the server's TLS certificate was rejected";
+        case errc::incomplete_body:
+            return "the transfer ended before the whole body arrived";
+        case errc::digest_mismatch:
+            return "the content does not match its expected digest";
         }
         return "unknown vmrt error " + std::to_string(ev);
     }

@@ -17,19 +17,23 @@ using boost::system::error_code;
 /// Error conditions produced by vmrt itself. System errors (errno) keep their system category.
 enum class errc {
     ok = 0,
-    invalid_spec = 1,  ///< the VM spec failed validation; diagnostics.field names the key
-    unsupported,       ///< the backend cannot honour a spec field or an operation
-    not_found,         ///< no VM of that name is known to the manager
-    already_exists,    ///< a VM of that name is already active
-    invalid_state,     ///< the operation is not allowed in the VM's current state
-    vmm_start_failed,  ///< the VMM process could not be started or exited during start
-    vmm_crashed,       ///< the VMM exited without being asked to
-    timeout,           ///< a deadline passed before the operation completed
-    cancelled,         ///< the operation was cancelled by its caller
-    protocol_error,    ///< a malformed reply from a VMM, a guest or a server
-    stop_failed,       ///< the VMM survived every stop escalation step
-    internal,          ///< a broken invariant inside vmrt (a bug)
-    command_failed,    ///< the VMM refused a control command (QMP error reply); diagnostics say why
+    invalid_spec = 1,      ///< the VM spec failed validation; diagnostics.field names the key
+    unsupported,           ///< the backend cannot honour a spec field or an operation
+    not_found,             ///< no VM of that name is known to the manager
+    already_exists,        ///< a VM of that name is already active
+    invalid_state,         ///< the operation is not allowed in the VM's current state
+    vmm_start_failed,      ///< the VMM process could not be started or exited during start
+    vmm_crashed,           ///< the VMM exited without being asked to
+    timeout,               ///< a deadline passed before the operation completed
+    cancelled,             ///< the operation was cancelled by its caller
+    protocol_error,        ///< a malformed reply from a VMM, a guest or a server
+    stop_failed,           ///< the VMM survived every stop escalation step
+    internal,              ///< a broken invariant inside vmrt (a bug)
+    command_failed,        ///< the VMM refused a control command (QMP error reply); diagnostics say why
+    http_status,           ///< a server answered with an HTTP error status (diagnostics: URL, body excerpt)
+    certificate_rejected,  ///< TLS peer verification failed (unknown CA, expired, wrong host name)
+    incomplete_body,       ///< a transfer ended before all announced bytes arrived
+    digest_mismatch,       ///< downloaded content does not match its expected digest
 };
 
 const boost::system::error_category& vmrt_category() noexcept;

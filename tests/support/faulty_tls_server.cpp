@@ -1,0 +1,134 @@
+#include "support/faulty_tls_server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include <charconv>
+#include <mutex>
+#include <thread>
+
+namespace vmrt::test {
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+struct faulty_tls_server::impl {
+    explicit impl(faulty_tls_server_options o) : options(std::move(o)) {
+        tls.use_certificate_chain_file(options.identity.cert.string());
+        tls.use_private_key_file(options.identity.key.string(), asio::ssl::context::pem);
+    }
+
+    faulty_tls_server_options options;
+    asio::ssl::context tls{asio::ssl::context::tls_server};
+    std::unique_ptr<asio::io_context> ctx = std::make_unique<asio::io_context>();  // outlives the acceptor
+    tcp::acceptor acceptor{*ctx, {asio::ip::make_address("127.0.0.1"), 0}};
+    std::thread thread;
+
+    mutable std::mutex mutex;
+    std::vector<received_request> received;
+    unsigned responses = 0;
+
+    /// "bytes=N-" → N; anything else (or a range we do not honour) → 0.
+    std::size_t range_start(const std::string& range) const {
+        if (!options.honour_range || !range.starts_with("bytes=") || !range.ends_with("-")) return 0;
+        std::size_t n = 0;
+        auto digits = std::string_view(range).substr(6, range.size() - 7);
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+        if (ec != std::errc{} || end != digits.data() + digits.size() || n >= options.body.size()) return 0;
+        return n;
+    }
+
+    asio::awaitable<void> stall_forever() {
+        auto ex = co_await asio::this_coro::executor;
+        asio::steady_timer forever(ex, asio::steady_timer::time_point::max());
+        co_await forever.async_wait(asio::use_awaitable);
+    }
+
+    asio::awaitable<void> session(tcp::socket socket) {
+        asio::ssl::stream<tcp::socket> stream(std::move(socket), tls);
+        co_await stream.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
+        boost::beast::flat_buffer buffer;
+        for (;;) {
+            http::request<http::empty_body> request;
+            co_await http::async_read(stream, buffer, request, asio::use_awaitable);
+            received_request seen{std::string(request[http::field::range]),
+                                  std::string(request[http::field::if_range])};
+            unsigned index = 0;
+            {
+                std::lock_guard lock(mutex);
+                received.push_back(seen);
+                index = responses++;
+            }
+            if (options.stall_before_headers) {
+                co_await stall_forever();
+                co_return;
+            }
+
+            const std::size_t start = range_start(seen.range);
+            const std::size_t length = options.body.size() - start;
+            std::string head = start > 0 ? "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " +
+                                               std::to_string(start) + "-" +
+                                               std::to_string(options.body.size() - 1) + "/" +
+                                               std::to_string(options.body.size()) + "\r\n"
+                                         : std::string("HTTP/1.1 200 OK\r\n");
+            head += "Content-Length: " + std::to_string(length) +
+                    "\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\n\r\n";
+            std::size_t sent = length;
+            const bool cut = index < options.cut_responses && options.cut_after < length;
+            if (cut) sent = options.cut_after;
+            const bool stall = options.stall_after < sent;
+            if (stall) sent = options.stall_after;
+            std::string out = head + options.body.substr(start, sent);
+            co_await asio::async_write(stream, asio::buffer(out), asio::use_awaitable);
+            if (stall) {
+                co_await stall_forever();
+                co_return;
+            }
+            if (cut) {
+                // A dropped connection: the TCP socket closes under TLS without close_notify.
+                boost::system::error_code ignored;
+                stream.next_layer().close(ignored);
+                co_return;
+            }
+        }
+    }
+
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            tcp::socket socket = co_await acceptor.async_accept(asio::use_awaitable);
+            asio::co_spawn(*ctx, session(std::move(socket)), asio::detached);
+        }
+    }
+};
+
+faulty_tls_server::faulty_tls_server(faulty_tls_server_options options)
+    : impl_(std::make_unique<impl>(std::move(options))) {
+    asio::co_spawn(*impl_->ctx, impl_->accept_loop(), asio::detached);
+    impl_->thread = std::thread([ctx = impl_->ctx.get()] { ctx->run(); });
+}
+
+faulty_tls_server::~faulty_tls_server() {
+    impl_->ctx->stop();
+    impl_->thread.join();
+    // impl's members then go in reverse order: the acceptor, then the io_context, whose
+    // destruction destroys the suspended sessions and with them their sockets.
+}
+
+std::uint16_t faulty_tls_server::port() const noexcept { return impl_->acceptor.local_endpoint().port(); }
+
+std::vector<received_request> faulty_tls_server::requests() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->received;
+}
+
+}  // namespace vmrt::test

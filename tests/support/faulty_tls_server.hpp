@@ -1,0 +1,58 @@
+// A small HTTPS server that misbehaves on purpose, for what nginx will not do: it announces a
+// Content-Length and closes the connection early, stalls before or inside a response, or ignores
+// Range. It serves one body at every path and records the Range and If-Range fields it receives.
+//
+// It runs its own io_context on its own thread, so the client under test and the server never
+// share an event loop; the destructor stops the thread and destroys every session (closing their
+// sockets) before it returns.
+#pragma once
+
+#include "support/test_pki.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vmrt::test {
+
+struct faulty_tls_server_options {
+    tls_pair identity;  ///< certificate and key the server presents
+    std::string body;   ///< served at every path
+    /// The first `cut_responses` responses end (TCP close, no TLS close_notify) after `cut_after`
+    /// body bytes; later ones are whole.
+    unsigned cut_responses = 0;
+    std::size_t cut_after = std::numeric_limits<std::size_t>::max();
+    /// Answer "Range: bytes=N-" with 206; false: always 200 with the whole body.
+    bool honour_range = true;
+    /// Read the request and never answer.
+    bool stall_before_headers = false;
+    /// Every response stops after this many body bytes and then never sends another.
+    std::size_t stall_after = std::numeric_limits<std::size_t>::max();
+};
+
+struct received_request {
+    std::string range;     ///< the Range field ("" if absent)
+    std::string if_range;  ///< the If-Range field ("" if absent)
+};
+
+class faulty_tls_server {
+public:
+    explicit faulty_tls_server(faulty_tls_server_options options);
+    faulty_tls_server(const faulty_tls_server&) = delete;
+    faulty_tls_server& operator=(const faulty_tls_server&) = delete;
+    ~faulty_tls_server();
+
+    std::uint16_t port() const noexcept;
+    /// The requests received so far, in order.
+    std::vector<received_request> requests() const;
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace vmrt::test

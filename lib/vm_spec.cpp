@@ -172,4 +172,11 @@ std::string_view to_string(nic_kind kind) noexcept {
     return "unknown";
 }
 
+std::optional<backend_kind> parse_backend(std::string_view name) noexcept {
+    for (auto kind : {backend_kind::automatic, backend_kind::qemu, backend_kind::cloud_hypervisor,
+                      backend_kind::apple_vz, backend_kind::fake})
+        if (to_string(kind) == name) return kind;
+    return std::nullopt;
+}
+
 }  // namespace vmrt

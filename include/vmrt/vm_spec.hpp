@@ -88,7 +88,7 @@ struct vm_spec {
     boot_mode boot = boot_mode::direct;
     std::filesystem::path kernel;  ///< required for direct boot
     std::optional<std::filesystem::path> initramfs;
-    std::optional<std::string> cmdline;             ///< unset: the backend's default
+    std::optional<std::string> cmdline;  ///< unset: the backend's default
     /// UEFI firmware (uefi boot); unset: the backend's default (QEMU: Debian's OVMF).
     std::optional<std::filesystem::path> firmware;
     /// UEFI variable store, kept across boots (created from the firmware's template when absent);
@@ -146,6 +146,9 @@ vm_spec load_spec_file(const std::filesystem::path& file);
 
 /// Serialises a spec back to JSON (the inverse of parse_spec_json, modulo path resolution).
 std::string spec_to_json(const vm_spec& spec);
+
+/// The backend spelled as in spec JSON ("auto", "qemu", ...), or nothing for an unknown name.
+std::optional<backend_kind> parse_backend(std::string_view name) noexcept;
 
 bool is_valid_vm_name(std::string_view name) noexcept;
 bool is_valid_share_tag(std::string_view tag) noexcept;

@@ -99,6 +99,23 @@ BOOST_AUTO_TEST_CASE(validate_accepts_a_good_spec_and_names_bad_fields) {
     BOOST_TEST(refused.output.find(R"("field":"rosetta")") != std::string::npos, refused.output);
 }
 
+BOOST_AUTO_TEST_CASE(backend_option_overrides_the_spec) {
+    // The spec asks for a backend this machine lacks; --backend picks another one.
+    vmrt::test::write_file(dir / "vz.json", R"({"name": "vm3", "backend": "apple-vz", "kernel": "vmlinuz"})");
+    auto lacking = run({"validate", (dir / "vz.json").string()});
+    BOOST_TEST(lacking.status.code == 3, lacking.output);
+    BOOST_TEST(lacking.output.find("backend: backend \"apple-vz\" is not available") != std::string::npos,
+               lacking.output);
+    auto overridden = run({"validate", "--backend", "fake", (dir / "vz.json").string()});
+    BOOST_TEST(overridden.status.code == 0, overridden.output);
+    BOOST_TEST(overridden.output.find("ok: vm3 (backend fake)") != std::string::npos, overridden.output);
+
+    auto unknown = run({"validate", "--backend", "vmware", (dir / "vz.json").string()});
+    BOOST_TEST(unknown.status.code == 2, unknown.output);
+    BOOST_TEST(unknown.output.find("unknown backend \"vmware\"") != std::string::npos, unknown.output);
+    BOOST_TEST(run({"run", "--backend"}).status.code == 2);
+}
+
 BOOST_AUTO_TEST_CASE(run_prints_events_until_stopped) {
     write_spec("vm.json", "vm1", "vmrs.ip=10.0.0.5");
     auto r = run({"run", "--stop-when-ready", (dir / "vm.json").string()});

@@ -1,6 +1,9 @@
 // The `vmrt` command-line tool: subcommands and their exit codes.
 #pragma once
 
+#include <vmrt/vm_spec.hpp>
+
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,5 +23,10 @@ int validate_command(const std::vector<std::string>& args);
 int guest_command(const std::vector<std::string>& args);
 
 std::string usage();
+
+/// Reads the value of `--backend NAME` (args[i + 1], advancing i); prints why not and returns
+/// nothing for a missing or unknown name.
+std::optional<backend_kind> backend_option(const std::vector<std::string>& args, std::size_t& i,
+                                           const char* command);
 
 }  // namespace vmrt::cli

@@ -26,6 +26,7 @@ struct run_options {
     std::chrono::seconds stop_timeout{30};
     std::filesystem::path state_dir;
     std::string spec_file;
+    std::optional<backend_kind> backend;  ///< --backend: overrides the spec's
 };
 
 std::optional<run_options> parse_run_args(const std::vector<std::string>& args) {
@@ -48,6 +49,9 @@ std::optional<run_options> parse_run_args(const std::vector<std::string>& args) 
                 return std::nullopt;
             }
             o.stop_timeout = std::chrono::seconds(seconds);
+        } else if (a == "--backend") {
+            o.backend = backend_option(args, i, "run");
+            if (!o.backend) return std::nullopt;
         } else if (a == "--state-dir") {
             auto v = value();
             if (!v) {
@@ -233,6 +237,7 @@ int run_command(const std::vector<std::string>& args) {
     vm_spec spec;
     try {
         spec = read_spec_with_default_guest(opts->spec_file, opts->json);
+        if (opts->backend) spec.backend = *opts->backend;
     } catch (const error& e) {
         if (e.code() != errc::invalid_spec) {
             std::cerr << "vmrt: cannot prepare the default guest: " << e.what() << "\n";

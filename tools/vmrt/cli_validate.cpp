@@ -14,10 +14,15 @@ namespace vmrt::cli {
 int validate_command(const std::vector<std::string>& args) {
     bool json = false;
     std::string file;
-    for (auto& a : args) {
+    std::optional<backend_kind> backend_override;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto& a = args[i];
         if (a == "--json")
             json = true;
-        else if (!a.empty() && a[0] == '-') {
+        else if (a == "--backend") {
+            backend_override = backend_option(args, i, "validate");
+            if (!backend_override) return exit_usage;
+        } else if (!a.empty() && a[0] == '-') {
             std::cerr << "vmrt validate: unknown option " << a << "\n";
             return exit_usage;
         } else if (file.empty())
@@ -46,6 +51,7 @@ int validate_command(const std::vector<std::string>& args) {
             problems.push_back(parsed.error());
         } else {
             spec = std::move(*parsed);
+            if (backend_override) spec->backend = *backend_override;
             problems = validate_spec(*spec);
         }
     }

@@ -10,12 +10,15 @@ std::string usage() {
     return R"(vmrt - boot, supervise and wire up lightweight Linux VMs
 
 usage:
-  vmrt run [--json] [--stop-when-ready] [--stop-timeout SECONDS] [--state-dir DIR] SPEC.json
+  vmrt run [--json] [--stop-when-ready] [--stop-timeout SECONDS] [--state-dir DIR]
+           [--backend NAME] SPEC.json
       Starts the VM in the foreground and prints its events, one per line (--json: one JSON
       object per line). Ctrl-C (or SIGTERM) stops it gracefully: ACPI power button, then after
       --stop-timeout (default 30) SIGTERM and SIGKILL. A second Ctrl-C kills it at once.
       --stop-when-ready stops it gracefully as soon as it is Ready.
-  vmrt validate [--json] SPEC.json
+      --backend overrides the spec's backend: auto, qemu, cloud-hypervisor, apple-vz, fake
+      (auto: Cloud Hypervisor when its driver and binary are there, else QEMU).
+  vmrt validate [--json] [--backend NAME] SPEC.json
       Checks the spec (syntax, files, bounds) and that its backend can honour every field.
   vmrt guest build [--data-dir DIR] [--force]
       Builds the default guest (Debian cloud kernel + vmrt's initramfs), or finds it in the
@@ -29,6 +32,19 @@ exit codes:
   3  invalid spec, or a field the backend cannot honour
   4  the VMM could not be started
 )";
+}
+
+std::optional<backend_kind> backend_option(const std::vector<std::string>& args, std::size_t& i,
+                                           const char* command) {
+    if (i + 1 >= args.size()) {
+        std::cerr << "vmrt " << command << ": --backend needs a name\n";
+        return std::nullopt;
+    }
+    auto kind = parse_backend(args[++i]);
+    if (!kind)
+        std::cerr << "vmrt " << command << ": unknown backend \"" << args[i]
+                  << "\" (auto, qemu, cloud-hypervisor, apple-vz, fake)\n";
+    return kind;
 }
 
 }  // namespace vmrt::cli

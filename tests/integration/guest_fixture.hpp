@@ -6,6 +6,7 @@
 #include "support/test_support.hpp"
 
 #include <vmrt/image/guest_image.hpp>
+#include <vmrt/io/process.hpp>
 #include <vmrt/vm_manager.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -50,6 +51,32 @@ inline std::string lines_starting(const std::string& text, const std::string& pr
     for (auto& line : console_lines(text))
         if (line.rfind(prefix, 0) == 0) out += "\n  " + line;
     return out;
+}
+
+struct tool_result {
+    vmrt::exit_status status;
+    std::string output;  // stdout and stderr, from the log file
+};
+
+// A host tool run to completion from an argv (no shell), its output kept in `log` so that a
+// failure can be shown. The process dies with the coroutine if the test's time limit strikes.
+inline boost::asio::awaitable<tool_result> run_tool(std::string program, std::vector<std::string> args,
+                                                    std::filesystem::path log) {
+    vmrt::io::process_options o;
+    o.program = std::move(program);
+    o.args = std::move(args);
+    o.log_file = log;
+    auto proc = vmrt::io::process::spawn(co_await boost::asio::this_coro::executor, o);
+    auto [ec, status] = co_await proc.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (ec) throw vmrt::error(ec, {.message = "waiting for " + o.program.string()});
+    co_return tool_result{status, vmrt::test::read_file(log)};
+}
+
+// Reads a file out of an ext4 image without mounting it: no loop device or mount point that a
+// failing test could leave behind. The output has debugfs's banner (stderr) before the content.
+inline boost::asio::awaitable<tool_result> debugfs_cat(std::filesystem::path image, std::string file) {
+    co_return co_await run_tool("debugfs", vmrt::test::strings("-R", "cat " + file, image.string()),
+                                image.string() + ".debugfs.log");
 }
 
 inline const vmrt::image::guest_image& default_guest() {

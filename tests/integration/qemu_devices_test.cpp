@@ -31,9 +31,12 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using vmrt::test::console_lines;
 using vmrt::test::contains;
+using vmrt::test::debugfs_cat;
 using vmrt::test::has_line;
 using vmrt::test::lines_starting;
 using vmrt::test::run_coro;
+using vmrt::test::run_tool;
+using vmrt::test::tool_result;
 
 namespace {
 
@@ -44,24 +47,6 @@ std::string random_hex() {
     std::ostringstream s;
     s << std::hex << rd() << rd();
     return s.str();
-}
-
-struct tool_result {
-    vmrt::exit_status status;
-    std::string output;  // stdout and stderr, from the log file
-};
-
-// A host tool run to completion from an argv (no shell), its output kept in `log` so that a
-// failure can be shown. The process dies with the coroutine if the test's time limit strikes.
-asio::awaitable<tool_result> run_tool(std::string program, std::vector<std::string> args, fs::path log) {
-    vmrt::io::process_options o;
-    o.program = std::move(program);
-    o.args = std::move(args);
-    o.log_file = log;
-    auto proc = vmrt::io::process::spawn(co_await asio::this_coro::executor, o);
-    auto [ec, status] = co_await proc.async_wait(tuple_awaitable);
-    if (ec) throw vmrt::error(ec, {.message = "waiting for " + o.program.string()});
-    co_return tool_result{status, vmrt::test::read_file(log)};
 }
 
 // The same, for the places that cannot await (constructors and destructors of guards).
@@ -78,13 +63,6 @@ asio::awaitable<void> make_ext4_disk(fs::path file) {
     auto r = co_await run_tool("mkfs.ext4", vmrt::test::strings("-q", "-F", file.string()),
                                file.string() + ".mkfs.log");
     BOOST_TEST_REQUIRE(r.status.success(), "mkfs.ext4: " << r.status.to_string() << "\n" << r.output);
-}
-
-// Reads a file out of an ext4 image without mounting it: no loop device or mount point that a
-// failing test could leave behind. The output has debugfs's banner (stderr) before the content.
-asio::awaitable<tool_result> debugfs_cat(fs::path image, std::string file) {
-    co_return co_await run_tool("debugfs", vmrt::test::strings("-R", "cat " + file, image.string()),
-                                image.string() + ".debugfs.log");
 }
 
 // PIDs of the live processes whose command line has both words (e.g. "virtiofsd" and a path).

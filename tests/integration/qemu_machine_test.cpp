@@ -107,6 +107,7 @@ BOOST_AUTO_TEST_CASE(the_guest_gets_the_machine_its_spec_describes) {
     auto s = spec("shape", "vmrs.report=1 vmrs.ip=10.0.2.15/24");
     s.cpus = 2;
     s.memory_mib = 384;
+    s.root_disk = vmrt::disk_spec{.path = raw_disk(dir / "root.img", 4), .cache = vmrt::disk_cache::none};
     s.data_disks.push_back({.path = raw_disk(dir / "fast.img", 16), .interface = vmrt::disk_interface::nvme});
     s.data_disks.push_back({.path = raw_disk(dir / "frozen.img", 8),
                             .read_only = true,
@@ -124,7 +125,8 @@ BOOST_AUTO_TEST_CASE(the_guest_gets_the_machine_its_spec_describes) {
             BOOST_TEST(has_line(text, "VMRS_FIRMWARE bios"), text);
             BOOST_TEST(has_line(text, "VMRS_MAC eth0 52:54:00:ab:cd:01"), text);
             BOOST_TEST(has_line(text, "VMRS_BLOCK nvme0n1 32768 ro=0"), text);  // 16 MiB in sectors
-            BOOST_TEST(has_line(text, "VMRS_BLOCK vda 16384 ro=1"), text);      // 8 MiB, read-only
+            BOOST_TEST(has_line(text, "VMRS_BLOCK vda 8192 ro=0"), text);       // the root disk: first
+            BOOST_TEST(has_line(text, "VMRS_BLOCK vdb 16384 ro=1"), text);      // 8 MiB, read-only
             // MemTotal is RAM less what the kernel keeps for itself: most of the 384 MiB.
             auto memtotal = lines_starting(text, "VMRS_MEMTOTAL ");
             BOOST_TEST_REQUIRE(!memtotal.empty(), text);

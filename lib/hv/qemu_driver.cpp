@@ -5,9 +5,9 @@
 #include "hv/qemu_instance.hpp"
 #include "hv/qemu_migration.hpp"
 #include "hv/qmp_client.hpp"
-#include "io/unique_fd.hpp"
 
 #include <vmrt/io/atomic_file.hpp>
+#include <vmrt/io/unique_fd.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

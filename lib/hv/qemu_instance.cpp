@@ -2,7 +2,8 @@
 
 #include "hv/qemu_cpu_plan.hpp"
 #include "hv/qemu_migration.hpp"
-#include "io/unique_fd.hpp"
+
+#include <vmrt/io/unique_fd.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>

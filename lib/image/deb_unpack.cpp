@@ -1,9 +1,9 @@
 #include "image/deb_unpack.hpp"
-#include "io/unique_fd.hpp"
 
 #include "image/cpio_writer.hpp"  // safe_relative_path
 
 #include <vmrt/error.hpp>
+#include <vmrt/io/unique_fd.hpp>
 
 #include <archive.h>
 #include <archive_entry.h>

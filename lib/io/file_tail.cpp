@@ -14,9 +14,9 @@
 // a truncation followed by a rewrite past our offset before we look is not seen as a reset, and
 // bytes written to the old file after we switched to its replacement are not read.
 #include "io/inotify_hub.hpp"
-#include "io/unique_fd.hpp"
 
 #include <vmrt/io/file_tail.hpp>
+#include <vmrt/io/unique_fd.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>

@@ -10,9 +10,8 @@
 //    if the io_context is destroyed with waits pending, destroying the monitor operation
 //    destroys the user handlers, and with them any coroutine frame that owns the process, so a
 //    process <-> handler ownership cycle cannot keep a child alive.
-#include "io/unique_fd.hpp"
-
 #include <vmrt/io/process.hpp>
+#include <vmrt/io/unique_fd.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/cancellation_signal.hpp>

@@ -160,6 +160,7 @@ std::string describe(const qmp::greeting& g) {
 struct handshake_result {
     std::optional<qmp::greeting> greeting;
     std::string failure;
+    bool connection_closed = false;  ///< QMP ended (EOF) rather than misbehaved
 };
 
 asio::awaitable<handshake_result> handshake_outcome(qmp::client& qmp) {
@@ -168,6 +169,9 @@ asio::awaitable<handshake_result> handshake_outcome(qmp::client& qmp) {
     try {
         auto greeting = co_await qmp.async_handshake();
         result.greeting = std::move(greeting);
+    } catch (const boost::system::system_error& e) {
+        result.failure = e.what();
+        result.connection_closed = e.code() == asio::error::eof;
     } catch (const std::exception& e) {
         result.failure = e.what();
     }
@@ -187,6 +191,15 @@ asio::awaitable<std::string> await_qmp_ready(qmp::client& qmp, io::process& proc
             co_return "QEMU exited during start-up (" + std::get<1>(winner).to_string() + ")";
         if (winner.index() == 2) co_return "QEMU did not answer on QMP within the start-up timeout";
         auto& outcome = std::get<0>(winner);
+        if (!outcome.greeting && outcome.connection_closed) {
+            // A QEMU that exits closes QMP first: when it is on its way out, its exit status (and
+            // its own words, in the log) say more than the closed connection does.
+            timer.expires_after(std::chrono::seconds(2));
+            auto exited =
+                co_await (proc.async_wait(asio::use_awaitable) || timer.async_wait(asio::use_awaitable));
+            if (exited.index() == 0)
+                co_return "QEMU exited during start-up (" + std::get<0>(exited).to_string() + ")";
+        }
         if (!outcome.greeting) co_return "QMP start-up failed: " + outcome.failure;
         ctx.note("QEMU " + describe(*outcome.greeting) + " is up (QMP ready)");
         co_return "";

@@ -1,5 +1,7 @@
 #include "image/cpio_writer.hpp"
 
+#include "image/archive_handles.hpp"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <sys/stat.h>
@@ -10,13 +12,6 @@
 
 namespace vmrt::image {
 namespace {
-
-struct archive_deleter {
-    void operator()(struct archive* a) const noexcept { archive_write_free(a); }
-};
-struct entry_deleter {
-    void operator()(archive_entry* e) const noexcept { archive_entry_free(e); }
-};
 
 [[noreturn]] void fail(struct archive* a, const std::string& what) {
     const char* why = archive_error_string(a);
@@ -93,7 +88,7 @@ void cpio_archive::add_char_device(std::string_view path, unsigned major, unsign
 bool cpio_archive::contains(std::string_view path) const { return entries_.find(path) != entries_.end(); }
 
 std::string cpio_archive::write(bool gzip) const {
-    std::unique_ptr<struct archive, archive_deleter> owner(archive_write_new());
+    archive_writer_ptr owner(archive_write_new());
     struct archive* a = owner.get();
     if (!a) throw std::runtime_error("archive_write_new failed");
     check(a, archive_write_set_format_cpio_newc(a), "newc format");
@@ -109,7 +104,7 @@ std::string cpio_archive::write(bool gzip) const {
     std::string out;
     check(a, archive_write_open2(a, &out, nullptr, append_to_string, nullptr, nullptr), "open");
 
-    std::unique_ptr<archive_entry, entry_deleter> holder(archive_entry_new());
+    archive_entry_ptr holder(archive_entry_new());
     archive_entry* e = holder.get();
     std::int64_t inode = 0;
     for (const auto& [path, item] : entries_) {

@@ -46,19 +46,6 @@ void check_target(const fs::path& target, bool overwrite, const std::string& fie
     }
 }
 
-void unique_fd::reset(int fd) noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-}
-
-error_code unique_fd::close() noexcept {
-    if (fd_ < 0) return {};
-    // close(2) releases the descriptor even when it reports an error: never retry it.
-    error_code ec;
-    if (::close(std::exchange(fd_, -1)) != 0 && errno != EINTR) ec = last_error();
-    return ec;
-}
-
 namespace {
 
 fs::path directory_of(const fs::path& target) {

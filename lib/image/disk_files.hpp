@@ -3,6 +3,7 @@
 #pragma once
 
 #include <vmrt/error.hpp>
+#include <vmrt/io/unique_fd.hpp>
 
 #include <sys/types.h>
 
@@ -28,25 +29,7 @@ void check_disk_size(std::uint64_t size_bytes, const std::string& field);
 /// commit re-checks atomically.
 void check_target(const std::filesystem::path& target, bool overwrite, const std::string& field);
 
-class unique_fd {
-public:
-    unique_fd() = default;
-    explicit unique_fd(int fd) noexcept : fd_(fd) {}
-    unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    unique_fd& operator=(unique_fd&& o) noexcept {
-        if (this != &o) reset(std::exchange(o.fd_, -1));
-        return *this;
-    }
-    ~unique_fd() { reset(); }
-    int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-    void reset(int fd = -1) noexcept;
-    /// close(2) with its error (a write-back error can surface here).
-    error_code close() noexcept;
-
-private:
-    int fd_ = -1;
-};
+using io::unique_fd;
 
 /// A new file ".<target name>.<purpose>-<pid>-<n>" in the target's directory, created with
 /// O_EXCL. The destructor removes it unless commit() moved it to the target.

@@ -1,4 +1,6 @@
 // build_iso9660 / write_iso9660 with libarchive's iso9660 writer, in memory.
+#include "image/archive_handles.hpp"
+
 #include <vmrt/image/iso9660.hpp>
 #include <vmrt/io/atomic_file.hpp>
 
@@ -11,13 +13,6 @@
 
 namespace vmrt::image {
 namespace {
-
-struct archive_deleter {
-    void operator()(struct archive* a) const noexcept { archive_write_free(a); }
-};
-struct entry_deleter {
-    void operator()(archive_entry* e) const noexcept { archive_entry_free(e); }
-};
 
 [[noreturn]] void fail(errc code, std::string field, std::string message) {
     diagnostics diag;
@@ -59,7 +54,7 @@ void check_inputs(const iso_files& files, std::string_view volume_id) {
 
 std::string build_iso9660(const iso_files& files, std::string_view volume_id) {
     check_inputs(files, volume_id);
-    std::unique_ptr<struct archive, archive_deleter> a(archive_write_new());
+    archive_writer_ptr a(archive_write_new());
     if (!a) fail(errc::internal, {}, "writing an ISO 9660 image: archive_write_new failed");
     check(a.get(), archive_write_set_format_iso9660(a.get()), "iso9660 format");
     // libarchive upper-cases the primary descriptor's volume id (ISO 9660 d-characters, at byte
@@ -81,7 +76,7 @@ std::string build_iso9660(const iso_files& files, std::string_view volume_id) {
     for (const auto& [name, contents] : files) estimate += (contents.size() + 2047) / 2048 * 2048;
     image.reserve(estimate);
     check(a.get(), archive_write_open(a.get(), &image, nullptr, append_to_string, nullptr), "open");
-    std::unique_ptr<archive_entry, entry_deleter> entry(archive_entry_new());
+    archive_entry_ptr entry(archive_entry_new());
     for (const auto& [name, contents] : files) {
         archive_entry_clear(entry.get());
         archive_entry_set_pathname(entry.get(), name.c_str());

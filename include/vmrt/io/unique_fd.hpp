@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <system_error>
 #include <utility>
 
 namespace vmrt::io {
@@ -28,6 +30,13 @@ public:
     void reset(int fd = -1) noexcept {
         if (fd_ >= 0) ::close(fd_);
         fd_ = fd;
+    }
+    /// Closes now and reports close(2)'s error (a write-back error can surface here). The
+    /// descriptor is released even then: close is never retried.
+    std::error_code close() noexcept {
+        if (fd_ < 0) return {};
+        if (::close(std::exchange(fd_, -1)) != 0 && errno != EINTR) return {errno, std::generic_category()};
+        return {};
     }
 
 private:

@@ -1,6 +1,8 @@
 // Pieces of build_default_guest() that are worth testing on their own (no I/O).
 #pragma once
 
+#include <vmrt/io/sha256.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,7 +24,6 @@ bool is_static_x86_64_elf(std::string_view binary);
 /// True if `kernel` is an x86 bzImage (boot protocol header "HdrS" at offset 0x202).
 bool is_bzimage(std::string_view kernel);
 
-/// Lowercase hex SHA-256 (OpenSSL EVP).
-std::string sha256_hex(std::string_view data);
+using io::sha256_hex;  ///< lowercase hex SHA-256
 
 }  // namespace vmrt::image

@@ -23,7 +23,6 @@
 
 #include <elf.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -70,39 +69,6 @@ std::string read_file(const fs::path& file) {
     out << in.rdbuf();
     if (in.bad()) fail(make_error_code(boost::system::errc::io_error), "cannot read " + file.string());
     return std::move(out).str();
-}
-
-std::string to_hex(const unsigned char* bytes, std::size_t n) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * n);
-    for (std::size_t i = 0; i < n; ++i) {
-        out += digits[bytes[i] >> 4];
-        out += digits[bytes[i] & 0x0f];
-    }
-    return out;
-}
-
-// Streams the file through SHA-256: the kernel package is tens of MB.
-std::string sha256_of_file(const fs::path& file) {
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-        fail(errc::internal, "OpenSSL SHA-256 init");
-    std::ifstream in(file, std::ios::binary);
-    if (!in) fail(last_error(), "cannot read " + file.string());
-    std::vector<char> buffer(1 << 20);
-    while (in) {
-        in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-        if (in.gcount() > 0 &&
-            EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<std::size_t>(in.gcount())) != 1)
-            fail(errc::internal, "OpenSSL SHA-256 update");
-    }
-    if (in.bad()) fail(make_error_code(boost::system::errc::io_error), "cannot read " + file.string());
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &length) != 1)
-        fail(errc::internal, "OpenSSL SHA-256 final");
-    return to_hex(digest.data(), length);
 }
 
 std::string random_suffix() {
@@ -389,7 +355,7 @@ build_inputs collect_inputs(const guest_build_options& options, std::string pack
     in.kernel_version = kernel_version_of_package(in.package);
     if (in.kernel_version.empty()) fail(errc::unsupported, in.package + " is not a linux-image package");
     in.deb = std::move(deb);
-    in.deb_sha256 = sha256_of_file(in.deb);
+    in.deb_sha256 = io::sha256_of_file(in.deb);
     in.busybox = load_busybox(options.busybox);
     in.modules = default_guest_modules();
     in.modules.insert(in.modules.end(), options.extra_modules.begin(), options.extra_modules.end());
@@ -441,8 +407,8 @@ std::optional<guest_image> load_cached(const fs::path& dir, const build_inputs& 
         img.initramfs_sha256 = m.at("initramfs_sha256").as_string().c_str();
         for (const auto& module : m.at("modules").as_array())
             img.modules.emplace_back(module.as_string().c_str());
-        if (sha256_of_file(img.kernel) != img.kernel_sha256 ||
-            sha256_of_file(img.initramfs) != img.initramfs_sha256)
+        if (io::sha256_of_file(img.kernel) != img.kernel_sha256 ||
+            io::sha256_of_file(img.initramfs) != img.initramfs_sha256)
             return std::nullopt;
         img.reused = true;
         return img;
@@ -647,14 +613,6 @@ bool is_static_x86_64_elf(std::string_view binary) {
 
 bool is_bzimage(std::string_view kernel) {
     return kernel.size() > 0x206 && kernel.substr(0x202, 4) == "HdrS";
-}
-
-std::string sha256_hex(std::string_view data) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    if (EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1)
-        fail(errc::internal, "OpenSSL SHA-256 failed");
-    return to_hex(digest.data(), length);
 }
 
 // ---- public API --------------------------------------------------------------------------------

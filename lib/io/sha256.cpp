@@ -91,4 +91,10 @@ std::string sha256_of_file(const std::filesystem::path& file) {
     return hash.hex_digest();
 }
 
+std::string sha256_hex(std::string_view data) {
+    sha256 h;
+    h.update(data);
+    return h.hex_digest();
+}
+
 }  // namespace vmrt::io

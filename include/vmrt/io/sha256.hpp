@@ -39,4 +39,7 @@ std::string normalize_hex(std::string_view text);
 /// be read.
 std::string sha256_of_file(const std::filesystem::path& file);
 
+/// The SHA-256 of `data`, as 64 lowercase hex digits.
+std::string sha256_hex(std::string_view data);
+
 }  // namespace vmrt::io

@@ -114,4 +114,28 @@ BOOST_AUTO_TEST_CASE(a_vmm_that_dies_mid_call_fails_the_call_and_the_vm) {
     });
 }
 
+BOOST_AUTO_TEST_CASE(what_this_host_lacks_is_refused_with_the_reason) {
+    // vsock needs /dev/vhost-vsock: without it (as on these machines) the start is refused by
+    // name, before any process runs; with it, the spec passes the driver's check.
+    auto s = spec("sockets");
+    s.vsock = vmrt::vsock_spec{.cid = 7};
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto [ec, info] = co_await manager->async_start(s, tuple_awaitable);
+        if (std::filesystem::exists("/dev/vhost-vsock")) {
+            BOOST_TEST(info.diag.field != "vsock", info.diag.message);
+        } else {
+            BOOST_TEST((ec == vmrt::errc::unsupported), ec.message());
+            BOOST_TEST(info.diag.field == "vsock");
+            BOOST_TEST(contains(info.diag.message, "/dev/vhost-vsock"), info.diag.message);
+            BOOST_TEST(contains(info.diag.message, "control_channel"), info.diag.message);
+            BOOST_TEST(!manager->state("sockets").has_value(), "a refused VM must not be registered");
+        }
+    });
+    auto caps = manager->capabilities(vmrt::backend_kind::qemu);
+    BOOST_TEST_REQUIRE(caps.has_value());
+    BOOST_TEST(!caps->supports(vmrt::operation::vsock_connect));
+    BOOST_TEST(contains(caps->get(vmrt::operation::vsock_connect).why_not, "vhost-vsock"));
+    BOOST_TEST(caps->supports(vmrt::operation::resize_cpus));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

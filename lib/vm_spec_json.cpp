@@ -333,7 +333,7 @@ disk_spec read_disk(const field& f, const fs::path& base_dir) {
 }
 
 nic_spec read_nic(const field& f) {
-    const object_reader obj(f, {"kind", "tap", "mac", "fd", "isolated"});
+    const object_reader obj(f, {"kind", "tap", "mac", "fd", "isolated", "switch"});
     nic_spec nic;
     if (auto v = obj.get("kind")) nic.kind = read_enum(*v, all_nic_kinds);
     if (nic.kind == nic_kind::user) {
@@ -345,10 +345,19 @@ nic_spec read_nic(const field& f) {
         return nic;
     }
     if (auto v = obj.get("isolated")) fail(v->path, "only user NICs can be isolated");
+    if (auto v = obj.get("switch")) {
+        if (nic.kind != nic_kind::fd_dgram && nic.kind != nic_kind::fd_stream)
+            fail(v->path, "only fd-dgram and fd-stream NICs can be ports of the manager's switch");
+        if (auto fd = obj.get("fd")) fail(fd->path, "a switch port's file descriptor is made by the manager");
+        nic.switch_network = read_string(*v);
+        if (auto m = obj.get("mac")) nic.mac = read_mac(*m);
+        return nic;
+    }
     if (nic.kind != nic_kind::tap)
         fail(child_path(f.path, "kind"), "\"" + std::string(to_string(nic.kind)) +
                                              "\" NICs use an inherited file descriptor, which can only be "
-                                             "given from C++ (nic_spec::fd), not from JSON");
+                                             "given from C++ (nic_spec::fd), not from JSON; or name a "
+                                             "network of the manager's switch (\"switch\")");
     if (auto v = obj.get("fd"))
         fail(v->path, "file descriptors can only be given from C++ (nic_spec::fd), not from JSON");
     nic.tap_name = read_string(obj.require("tap"));
@@ -384,14 +393,14 @@ balloon_spec read_balloon(const field& f) {
 
 vm_spec read_spec(const json::value& document, const fs::path& base_dir) {
     if (!document.is_object()) fail_expected("", "a JSON object at the top level", document);
-    const object_reader top(field{document, ""}, {"name",       "namespace",   "backend",
-                                                  "boot",       "kernel",      "initramfs",
-                                                  "cmdline",    "firmware",    "efi_variable_store",
-                                                  "cpus",       "max_cpus",    "memory_mib",  "balloon",
-                                                  "root_disk",  "data_disks",  "seed_iso",
-                                                  "networks",   "shared_dirs", "vsock",
-                                                  "serial_log", "netns",       "machine_id",
-                                                  "rosetta",    "control_channel"});
+    const object_reader top(field{document, ""}, {"name",       "namespace",  "backend",
+                                                  "boot",       "kernel",     "initramfs",
+                                                  "cmdline",    "firmware",   "efi_variable_store",
+                                                  "cpus",       "max_cpus",   "memory_mib",
+                                                  "balloon",    "root_disk",  "data_disks",
+                                                  "seed_iso",   "networks",   "shared_dirs",
+                                                  "vsock",      "serial_log", "netns",
+                                                  "machine_id", "rosetta",    "control_channel"});
     const auto path_reader = [&](const field& f) {
         return read_path(f, base_dir);
     };

@@ -29,6 +29,8 @@ json::object nic_to_json(const nic_spec& nic) {
         out["tap"] = json::string_view(nic.tap_name);
     else if (nic.kind == nic_kind::user)
         out["isolated"] = nic.isolated;
+    else if (!nic.switch_network.empty())
+        out["switch"] = json::string_view(nic.switch_network);
     else
         out["fd"] = nic.fd;
     if (nic.mac) out["mac"] = json::string_view(nic.mac->to_string());

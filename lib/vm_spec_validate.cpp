@@ -206,6 +206,8 @@ void check_nic_attachment(problem_list& out, const std::string& at, const nic_sp
         return;
     }
     if (nic.isolated) out.add(at + ".isolated", "only user NICs can be isolated");
+    if (nic.kind == nic_kind::tap && !nic.switch_network.empty())
+        out.add(at + ".switch", "only fd-dgram and fd-stream NICs can be ports of the manager's switch");
     if (nic.kind == nic_kind::tap) {
         if (!is_valid_ifname(nic.tap_name))
             out.add(at + ".tap",
@@ -216,9 +218,17 @@ void check_nic_attachment(problem_list& out, const std::string& at, const nic_sp
             out.add(at + ".fd", "only fd-dgram and fd-stream NICs take a file descriptor; this NIC is a tap");
         return;
     }
-    if (nic.fd < 0)
-        out.add(at + ".fd",
-                "a " + std::string(to_string(nic.kind)) + " NIC needs an inherited file descriptor (>= 0)");
+    if (!nic.switch_network.empty()) {
+        if (!is_valid_vm_name(nic.switch_network))
+            out.add(at + ".switch",
+                    "must be 1 to 128 characters from [A-Za-z0-9._-] starting with a letter or "
+                    "digit, found " +
+                        quote(nic.switch_network));
+        // The manager sets fd when it makes the port; a caller must not set both.
+    } else if (nic.fd < 0) {
+        out.add(at + ".fd", "a " + std::string(to_string(nic.kind)) +
+                                " NIC needs an inherited file descriptor (>= 0) or a switch network");
+    }
     if (!nic.tap_name.empty()) out.add(at + ".tap", "only tap NICs have a TAP device name");
 }
 

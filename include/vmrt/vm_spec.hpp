@@ -61,6 +61,10 @@ struct nic_spec {
     int fd = -1;                     ///< for nic_kind::fd_*; set from C++, never from JSON
     std::optional<mac_address> mac;  ///< unset: a stable address derived from (VM name, NIC index)
     bool isolated = false;           ///< nic_kind::user: no traffic leaves the VMM (no NAT to the host)
+    /// nic_kind::fd_dgram / fd_stream, instead of `fd`: a port on this network of the manager's L2
+    /// switch (vm_manager::network_switch()), created at start and removed when the VM ends.
+    /// Same syntax as a VM name.
+    std::string switch_network;
 };
 
 struct shared_dir_spec {

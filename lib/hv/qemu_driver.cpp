@@ -268,7 +268,8 @@ public:
         probe.qmp_fd = 3;
         probe.control_listen_fd = 4;
         probe.uefi_code = probe.uefi_vars = "/probe";
-        for (auto& n : s.networks) probe.nic_fds.push_back(n.fd);
+        // A switch port's fd is made by the manager when the VM starts.
+        for (auto& n : s.networks) probe.nic_fds.push_back(n.switch_network.empty() ? n.fd : 5);
         for (std::size_t i = 0; i < s.shared_dirs.size(); ++i) probe.virtiofs_sockets.push_back("/probe");
         auto args = build_qemu_args(s, probe);
         if (!args) return args.error();

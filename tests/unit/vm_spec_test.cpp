@@ -27,7 +27,7 @@ std::string describe_disk(const vmrt::disk_spec& d) {
 
 std::string describe_nic(const vmrt::nic_spec& n) {
     return std::string(to_string(n.kind)) + " tap=" + n.tap_name + " fd=" + std::to_string(n.fd) +
-           " mac=" + (n.mac ? n.mac->to_string() : "unset");
+           " mac=" + (n.mac ? n.mac->to_string() : "unset") + " switch=" + n.switch_network;
 }
 
 template <class T, class Describe>
@@ -527,6 +527,24 @@ BOOST_AUTO_TEST_CASE(fd_nics_are_rejected_in_json) {
     expect_error(full_spec_adding("/networks/0", "fd", 3), "networks[0].fd", {"C++"});
 }
 
+BOOST_AUTO_TEST_CASE(switch_ports_are_named_in_json) {
+    auto s = parse_ok(
+        R"({"name": "a", "networks": [{"kind": "fd-stream", "switch": "lan0", "mac": "52:54:00:00:00:01"},
+                                                   {"kind": "fd-dgram", "switch": "lan1"}]})");
+    BOOST_TEST_REQUIRE(s.networks.size() == 2u);
+    BOOST_TEST(s.networks[0].switch_network == "lan0");
+    BOOST_TEST((s.networks[0].kind == vmrt::nic_kind::fd_stream));
+    BOOST_TEST(s.networks[0].fd == -1);
+    BOOST_TEST(s.networks[1].switch_network == "lan1");
+    // Round trip: the writer names the network, not a descriptor.
+    auto again = parse_ok(vmrt::spec_to_json(s));
+    BOOST_TEST(again.networks[1].switch_network == "lan1");
+    expect_error(R"({"name": "a", "networks": [{"kind": "tap", "tap": "t0", "switch": "lan0"}]})",
+                 "networks[0].switch", {"fd-dgram and fd-stream"});
+    expect_error(R"({"name": "a", "networks": [{"kind": "fd-dgram", "switch": "lan0", "fd": 3}]})",
+                 "networks[0].fd", {"made by the manager"});
+}
+
 BOOST_AUTO_TEST_CASE(bad_values) {
     expect_error(full_spec_with("/networks/0/mac", "52:54:00:12:34"), "networks[0].mac",
                  {"xx:xx:xx:xx:xx:xx", "\"52:54:00:12:34\""});
@@ -832,6 +850,14 @@ BOOST_AUTO_TEST_CASE(networks) {
         valid_on_disk v;
         v.spec.networks[0].fd = 3;
         expect_problem(v.spec, "networks[0].fd", "only fd-dgram and fd-stream");
+    }
+    {
+        valid_on_disk v;
+        v.spec.networks[2].fd = -1;
+        v.spec.networks[2].switch_network = "lan0";
+        BOOST_TEST(vmrt::validate_spec(v.spec).empty(), list_problems(vmrt::validate_spec(v.spec)));
+        v.spec.networks[2].switch_network = "bad name";
+        expect_problem(v.spec, "networks[2].switch", "[A-Za-z0-9._-]");
     }
 }
 

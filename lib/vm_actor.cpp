@@ -102,7 +102,9 @@ asio::awaitable<vm_info> vm_actor::start() {
     std::shared_ptr<vm_instance> inst;
     try {
         inst = co_await driver_->launch(spec_, std::move(ctx));
+        if (nics_) nics_->vm_ends.clear();  // the VMM holds its own copies now
     } catch (const error& e) {
+        nics_.reset();
         if (tail_) tail_->close();
         exited_ = true;
         auto reason = std::string("launch failed: ") + e.what();
@@ -110,6 +112,7 @@ asio::awaitable<vm_info> vm_actor::start() {
         set_state(state::failed{.reason = reason, .serial_tail = serial_tail()}, "start failed");
         throw;
     } catch (const std::exception& e) {
+        nics_.reset();
         if (tail_) tail_->close();
         exited_ = true;
         set_state(
@@ -153,6 +156,7 @@ asio::awaitable<void> vm_actor::supervise(std::shared_ptr<vm_instance> inst) {
         note(std::string("lost supervision of the VMM: ") + e.what());
     }
     exited_ = true;
+    nics_.reset();  // the switch ports go with the VM
     finish(status);
     if (tail_) tail_->close();
     instance_.reset();  // releases sidecars and sockets now; stop() holds its own reference if running

@@ -7,12 +7,14 @@
 #include <vmrt/io/broadcast_channel.hpp>
 #include <vmrt/io/file_tail.hpp>
 #include <vmrt/io/readiness.hpp>
+#include <vmrt/io/unique_fd.hpp>
 #include <vmrt/vm_manager.hpp>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,6 +38,19 @@ struct manager_shared {
 struct restore_point {
     std::filesystem::path dir;            ///< empty: a fresh boot
     std::optional<std::string> ready_ip;  ///< set: the guest was Ready ("" = without address)
+};
+
+/// The manager-made ends of a VM's switch-port NICs: the VM's ends are closed once the VMM has
+/// inherited them; `release` (removing the ports) runs once, when the VM has ended.
+struct nic_attachments {
+    std::vector<io::unique_fd> vm_ends;
+    std::function<void()> release;
+    nic_attachments() = default;
+    nic_attachments(const nic_attachments&) = delete;
+    nic_attachments& operator=(const nic_attachments&) = delete;
+    ~nic_attachments() {
+        if (release) release();
+    }
 };
 
 class vm_actor : public std::enable_shared_from_this<vm_actor> {
@@ -67,6 +82,9 @@ public:
     /// Balloon resize; returns the size the guest reports.
     boost::asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib);
     boost::asio::awaitable<std::uint32_t> resize_vcpus(std::uint32_t count);
+
+    /// Before start(): switch ports the VM's NICs use (kept until the VM ends).
+    void attach(std::shared_ptr<nic_attachments> nics) { nics_ = std::move(nics); }
 
     /// Thread-safe copy of the current information.
     vm_info snapshot() const;
@@ -112,6 +130,7 @@ private:
 
     mutable std::mutex snapshot_mutex_;
     vm_info snapshot_;
+    std::shared_ptr<nic_attachments> nics_;
 };
 
 }  // namespace vmrt::detail

@@ -239,10 +239,18 @@ void vm_manager::start_vm(vm_spec spec, std::filesystem::path restore_dir,
                             std::string(state_name(it->second->snapshot().state)),
                         "name");
         }
+        std::shared_ptr<detail::nic_attachments> nics;
+        try {
+            nics = attach_switch_ports(spec);
+        } catch (const error& e) {
+            return fail(errc::vmm_start_failed, e.diag().message.empty() ? e.what() : e.diag().message,
+                        "networks");
+        }
         auto run_dir = opts_.state_dir / spec.namespace_ / spec.name;
         actor = std::make_shared<detail::vm_actor>(
             ex_, std::move(spec), drv, run_dir, opts_, shared_,
             detail::restore_point{std::move(restore_dir), std::move(ready_ip)});
+        if (nics) actor->attach(std::move(nics));
         actors_[actor->name()] = actor;
     }
     detail::run_op<vm_info>(

@@ -19,6 +19,7 @@
 #include <vmrt/driver.hpp>
 #include <vmrt/events.hpp>
 #include <vmrt/io/broadcast_channel.hpp>
+#include <vmrt/net/l2_switch.hpp>
 #include <vmrt/vm_spec.hpp>
 #include <vmrt/vm_state.hpp>
 
@@ -68,6 +69,7 @@ struct manager_options {
 namespace detail {
 class vm_actor;
 struct manager_shared;
+struct nic_attachments;
 }  // namespace detail
 
 class vm_manager {
@@ -196,6 +198,15 @@ public:
             [this](auto h, auto d) { shutdown_impl(d, std::move(h)); }, token, deadline);
     }
 
+    /// The manager's L2 switch, created on first use on the manager's executor. A NIC with
+    /// nic_spec::switch_network gets a port on that network (created on demand) when its VM starts;
+    /// the port is removed when the VM ends. Add ports of your own (TAP, sockets) and read counters
+    /// here. The switch is not thread-safe: use it, and start VMs with switch ports, from the
+    /// thread that runs the io_context.
+    net::l2_switch& network_switch();
+    /// The id of the switch network the manager made for NICs naming it, if any.
+    std::optional<net::network_id> switch_network(const std::string& name) const;
+
     /// Current state, or nothing for an unknown VM.
     std::optional<vm_state> state(const std::string& name) const;
     std::optional<vm_info> info(const std::string& name) const;
@@ -233,6 +244,7 @@ private:
     void shutdown_impl(std::chrono::steady_clock::duration deadline, count_handler h);
 
     std::shared_ptr<detail::vm_actor> find(const std::string& name) const;
+    std::shared_ptr<detail::nic_attachments> attach_switch_ports(vm_spec& spec);
 
     executor_type ex_;
     manager_options opts_;
@@ -240,6 +252,8 @@ private:
     mutable std::mutex mutex_;  // guards drivers_ and actors_; never held across a wait
     std::map<backend_kind, std::shared_ptr<driver>> drivers_;
     std::map<std::string, std::shared_ptr<detail::vm_actor>> actors_;
+    std::shared_ptr<net::l2_switch> switch_;                  // created on first use
+    std::map<std::string, net::network_id> switch_networks_;  // made for NICs, by name
 };
 
 }  // namespace vmrt

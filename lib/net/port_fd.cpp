@@ -53,6 +53,8 @@ bool prepare_port_fd(int fd, port_kind kind, const std::string& port_name) {
             refuse(port_name, "a TAP port needs an fd of /dev/net/tun attached to a device (TUNSETIFF)");
         if ((ifr.ifr_flags & IFF_TAP) == 0)
             refuse(port_name, "the device is a TUN (IP), not a TAP (Ethernet)");
+        // Some kernels (6.18 here) report IFF_NO_PI whether or not the fd was opened with it, so
+        // this catches the mistake only where the kernel tells the truth.
         if ((ifr.ifr_flags & IFF_NO_PI) == 0)
             refuse(port_name,
                    "the TAP fd must be opened with IFF_NO_PI (frames without a packet-info header)");

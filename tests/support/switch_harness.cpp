@@ -85,11 +85,12 @@ void peer::send_raw(const frame_bytes& bytes) {
 std::optional<frame_bytes> peer::receive(std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
-        if (kind_ == net::port_kind::stream && pending_.size() >= 4) {
-            std::size_t len = get_be32(pending_.data());
-            if (pending_.size() >= 4 + len) {
-                frame_bytes f(pending_.begin() + 4, pending_.begin() + 4 + static_cast<std::ptrdiff_t>(len));
-                pending_.erase(pending_.begin(), pending_.begin() + 4 + static_cast<std::ptrdiff_t>(len));
+        if (kind_ == net::port_kind::stream && pending_.size() - parsed_ >= 4) {
+            std::size_t len = get_be32(pending_.data() + parsed_);
+            if (pending_.size() - parsed_ >= 4 + len) {
+                auto first = pending_.begin() + static_cast<std::ptrdiff_t>(parsed_ + 4);
+                frame_bytes f(first, first + static_cast<std::ptrdiff_t>(len));
+                parsed_ += 4 + len;
                 return f;
             }
         }
@@ -99,17 +100,19 @@ std::optional<frame_bytes> peer::receive(std::chrono::milliseconds timeout) {
             std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
                                                        deadline - std::chrono::steady_clock::now()));
         if (!wait_fd(fd_.get(), POLLIN, left)) return std::nullopt;
-        frame_bytes buf(70000);
+        frame_bytes& buf = buffer_;
+        buf.resize(256 * 1024);
         ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) continue;
             return std::nullopt;
         }
         if (kind_ != net::port_kind::stream) {
-            buf.resize(static_cast<std::size_t>(n));
-            return buf;
+            return frame_bytes(buf.begin(), buf.begin() + n);
         }
         if (n == 0) return std::nullopt;  // EOF
+        pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(parsed_));
+        parsed_ = 0;
         pending_.insert(pending_.end(), buf.begin(), buf.begin() + n);
     }
 }

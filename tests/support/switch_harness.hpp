@@ -53,7 +53,9 @@ public:
 private:
     io::unique_fd fd_;
     net::port_kind kind_;
-    frame_bytes pending_;  ///< stream bytes not yet parsed into a frame
+    frame_bytes pending_;     ///< stream bytes received; those before parsed_ are handed out
+    std::size_t parsed_ = 0;  ///< (kept until the next read, so that parsing is linear)
+    frame_bytes buffer_;      ///< one read
 };
 
 class switch_harness {

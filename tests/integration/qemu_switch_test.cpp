@@ -5,6 +5,7 @@
 #include "guest_fixture.hpp"
 #include "support/test_support.hpp"
 
+#include <vmrt/io/process.hpp>
 #include <vmrt/vm_manager.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -12,6 +13,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <cstdlib>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -88,6 +92,42 @@ BOOST_AUTO_TEST_CASE(guests_on_one_network_talk_and_another_network_is_isolated)
                 co_await tick.async_wait(tuple_awaitable);
             }
             BOOST_TEST(manager->network_switch().mac_table_size(*lan) == 0u);
+        },
+        180s);
+}
+
+BOOST_AUTO_TEST_CASE(one_vmrt_run_joins_two_specs_on_a_switch_network) {
+    // The examples as a user runs them: `vmrt run examples/lan-a.json examples/lan-b.json`.
+    const auto examples = std::filesystem::path(std::getenv("VMRT_SOURCE_DIR")) / "examples";
+    const auto state = dir / "cli-state";
+    run_coro(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            vmrt::io::process_options o;
+            o.program = vmrt::test::helper_program("VMRT_CLI");
+            o.args =
+                vmrt::test::strings("run", "--state-dir", state.string(), (examples / "lan-a.json").string(),
+                                    (examples / "lan-b.json").string());
+            o.log_file = dir / "cli.log";
+            auto cli = vmrt::io::process::spawn(ctx.get_executor(), o);
+            const auto serial = state / "default/lan-b/serial.log";
+            asio::steady_timer tick(ctx);
+            std::string pinged;
+            for (int i = 0; i < 300 && pinged.empty(); ++i) {
+                tick.expires_after(200ms);
+                co_await tick.async_wait(tuple_awaitable);
+                if (std::filesystem::exists(serial))
+                    pinged = lines_starting(vmrt::test::read_file(serial), "VMRS_PING");
+            }
+            BOOST_TEST_MESSAGE("lan-b:" << pinged);
+            BOOST_TEST(contains(pinged, "3 packets transmitted, 3 packets received"),
+                       vmrt::test::read_file(*o.log_file));
+            cli.signal(SIGINT);  // stops both gracefully
+            auto [ec, status] = co_await cli.async_wait(tuple_awaitable);
+            BOOST_TEST(status.success(), status.to_string() << "\n" << vmrt::test::read_file(*o.log_file));
+            const auto log = vmrt::test::read_file(*o.log_file);
+            BOOST_TEST(contains(log, "lan-a stopped (clean"), log);
+            BOOST_TEST(contains(log, "lan-b stopped (clean"), log);
         },
         180s);
 }

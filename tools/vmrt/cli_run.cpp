@@ -25,7 +25,7 @@ struct run_options {
     bool stop_when_ready = false;
     std::chrono::seconds stop_timeout{30};
     std::filesystem::path state_dir;
-    std::string spec_file;
+    std::vector<std::string> spec_files;  ///< one VM each; all run at once, in one manager
     std::optional<backend_kind> backend;  ///< --backend: overrides the spec's
 };
 
@@ -62,14 +62,11 @@ std::optional<run_options> parse_run_args(const std::vector<std::string>& args) 
         } else if (!a.empty() && a[0] == '-') {
             std::cerr << "vmrt run: unknown option " << a << "\n";
             return std::nullopt;
-        } else if (o.spec_file.empty()) {
-            o.spec_file = a;
         } else {
-            std::cerr << "vmrt run: one spec file expected\n";
-            return std::nullopt;
+            o.spec_files.push_back(a);
         }
     }
-    if (o.spec_file.empty()) {
+    if (o.spec_files.empty()) {
         std::cerr << "vmrt run: missing SPEC.json\n";
         return std::nullopt;
     }
@@ -234,36 +231,42 @@ asio::awaitable<int> supervise(vm_manager& manager, vm_spec spec, const run_opti
 int run_command(const std::vector<std::string>& args) {
     auto opts = parse_run_args(args);
     if (!opts) return exit_usage;
-    vm_spec spec;
-    try {
-        spec = read_spec_with_default_guest(opts->spec_file, opts->json);
-        if (opts->backend) spec.backend = *opts->backend;
-    } catch (const error& e) {
-        if (e.code() != errc::invalid_spec) {
-            std::cerr << "vmrt: cannot prepare the default guest: " << e.what() << "\n";
-            print_diagnostics(e.diag());
-            return exit_start_failed;
+    std::vector<vm_spec> specs;
+    for (const auto& file : opts->spec_files) {
+        try {
+            specs.push_back(read_spec_with_default_guest(file, opts->json));
+            if (opts->backend) specs.back().backend = *opts->backend;
+        } catch (const error& e) {
+            if (e.code() != errc::invalid_spec) {
+                std::cerr << "vmrt: cannot prepare the default guest: " << e.what() << "\n";
+                print_diagnostics(e.diag());
+                return exit_start_failed;
+            }
+            std::cerr << "vmrt: invalid spec " << file << ":\n" << e.what() << "\n";
+            return exit_invalid_spec;
         }
-        std::cerr << "vmrt: invalid spec " << opts->spec_file << ":\n" << e.what() << "\n";
-        return exit_invalid_spec;
     }
 
+    // One manager for all the VMs: NICs naming the same switch network share it.
     asio::io_context ctx;
     manager_options mopts;
     mopts.state_dir = opts->state_dir;
     vm_manager manager(ctx.get_executor(), mopts);
-    int result = exit_vm_failed;
-    asio::co_spawn(ctx, supervise(manager, std::move(spec), *opts), [&](std::exception_ptr e, int code) {
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                std::cerr << "vmrt: " << ex.what() << "\n";
+    int result = exit_ok;
+    for (auto& spec : specs) {
+        asio::co_spawn(ctx, supervise(manager, std::move(spec), *opts), [&](std::exception_ptr e, int code) {
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    std::cerr << "vmrt: " << ex.what() << "\n";
+                }
+                code = exit_vm_failed;
             }
-            return;
-        }
-        result = code;
-    });
+            // The worst outcome of all the VMs is the command's (exit codes grow with severity).
+            result = std::max(result, code);
+        });
+    }
     ctx.run();
     return result;
 }

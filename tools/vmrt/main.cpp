@@ -11,11 +11,13 @@ std::string usage() {
 
 usage:
   vmrt run [--json] [--stop-when-ready] [--stop-timeout SECONDS] [--state-dir DIR]
-           [--backend NAME] SPEC.json
+           [--backend NAME] SPEC.json [SPEC.json ...]
       Starts the VM in the foreground and prints its events, one per line (--json: one JSON
       object per line). Ctrl-C (or SIGTERM) stops it gracefully: ACPI power button, then after
       --stop-timeout (default 30) SIGTERM and SIGKILL. A second Ctrl-C kills it at once.
-      --stop-when-ready stops it gracefully as soon as it is Ready.
+      --stop-when-ready stops it gracefully as soon as it is Ready. Several specs run at once in
+      one manager: their NICs that name the same switch network ("switch": NAME) are joined by
+      vmrt's L2 switch; Ctrl-C stops them all.
       --backend overrides the spec's backend: auto, qemu, cloud-hypervisor, apple-vz, fake
       (auto: Cloud Hypervisor when its driver and binary are there, else QEMU).
   vmrt validate [--json] [--backend NAME] SPEC.json

@@ -13,9 +13,6 @@ namespace {
 constexpr unsigned dgram_batch = 64;
 constexpr std::size_t dgram_slot_bytes = 2048;
 constexpr std::size_t stream_buffer_bytes = 256 << 10;
-// Socket buffers of the relay's socketpairs, both ends: generous, so the ceiling is not set by
-// a small buffer.
-constexpr int socket_buffer_bytes = 4 << 20;
 
 [[noreturn]] void throw_errno(const char* what) {
     throw std::system_error(errno, std::generic_category(), what);
@@ -37,13 +34,11 @@ ideal_relay::ideal_relay(framing kind, std::size_t ports) : kind_(kind) {
     for (std::size_t i = 0; i < ports; ++i) {
         int sv[2];
         int type = (kind == framing::dgram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC;
+        // Default socket buffers: the plain hop. 4 MiB buffers measured slower here (64 B stream,
+        // 2 ports: 10-14 M vs ~22 M frames/s), likely because the frames in flight outgrow the caches.
         if (::socketpair(AF_UNIX, type, 0, sv) < 0) throw_errno("socketpair");
         endpoint_fds_.emplace_back(sv[0]);
         relay_fds_.emplace_back(sv[1]);
-        for (int fd : sv) {
-            ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &socket_buffer_bytes, sizeof socket_buffer_bytes);
-            ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &socket_buffer_bytes, sizeof socket_buffer_bytes);
-        }
     }
     thread_ = std::thread([this] {
         try {

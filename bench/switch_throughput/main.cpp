@@ -13,6 +13,8 @@
 // frames/s at 64 B.
 //
 // Usage: switch_throughput [--duration SECONDS] [--quick] [--json FILE] [--generator-threads 1|2]
+//                          [--repeat N]          (N rounds; each row shows its median run)
+//                          [--series NAME,...]   (a subset, for investigating one series)
 #include "ideal_relay.hpp"
 #include "traffic.hpp"
 #include "vde_switch_child.hpp"
@@ -23,6 +25,7 @@
 #include <sched.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -86,6 +89,8 @@ struct options {
     bool quick = false;
     std::optional<std::string> json_file;
     int generator_threads = 2;
+    std::vector<series> only;  // empty: every series
+    int repeat = 1;            // runs per row; the row shows the median run (by frames/s)
 };
 
 struct row {
@@ -100,7 +105,8 @@ struct row {
     std::fprintf(
         stderr,
         "switch_throughput: %s\nusage: switch_throughput [--duration SECONDS] [--quick] [--json FILE] "
-        "[--generator-threads 1|2]\n",
+        "[--generator-threads 1|2]\n       [--repeat N] [--series "
+        "ideal_dgram,vmrt_dgram,vde_switch,ideal_stream,vmrt_stream]\n",
         why);
     std::exit(2);
 }
@@ -125,6 +131,26 @@ options parse(int argc, char** argv) {
             o.quick = true;
         } else if (a == "--json") {
             o.json_file = value();
+        } else if (a == "--series") {
+            auto v = value();
+            for (std::size_t at = 0; at <= v.size();) {
+                auto comma = std::min(v.find(',', at), v.size());
+                auto name = v.substr(at, comma - at);
+                bool known = false;
+                for (auto s : all_series)
+                    if (name == key_of(s)) {
+                        o.only.push_back(s);
+                        known = true;
+                    }
+                if (!known) usage(("unknown series " + name).c_str());
+                at = comma + 1;
+            }
+        } else if (a == "--repeat") {
+            auto v = value();
+            char* end = nullptr;
+            long n = std::strtol(v.c_str(), &end, 10);
+            if (*end != '\0' || n < 1 || n > 99) usage("--repeat takes a count in [1, 99]");
+            o.repeat = static_cast<int>(n);
         } else if (a == "--generator-threads") {
             auto v = value();
             if (v != "1" && v != "2") usage("--generator-threads takes 1 or 2");
@@ -220,11 +246,24 @@ const row* find(const std::vector<row>& rows, series s, std::size_t frame, std::
     return nullptr;
 }
 
+// a / b, or nothing when b measured nothing (a starved quick run).
+std::optional<double> ratio(double a, double b) {
+    if (!(b > 0)) return std::nullopt;
+    return a / b;
+}
+std::string text(std::optional<double> r, const char* suffix = "") {
+    if (!r) return "n/a";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f%s", *r, suffix);
+    return buf;
+}
+json::value value(std::optional<double> r) { return r ? json::value(*r) : json::value(nullptr); }
+
 json::array print_ratios(const std::vector<row>& rows, const std::vector<std::size_t>& frames,
                          const std::vector<std::size_t>& port_counts) {
     constexpr double stream_goal = 10e6;
     json::array out;
-    std::printf("\nratios (frames/s)\n");
+    std::printf("\nratios (of frames/s)\n");
     for (auto f : frames)
         for (auto p : port_counts) {
             auto* vd = find(rows, series::vmrt_dgram, f, p);
@@ -232,32 +271,47 @@ json::array print_ratios(const std::vector<row>& rows, const std::vector<std::si
             auto* vde = find(rows, series::vde_switch, f, p);
             auto* id = find(rows, series::ideal_dgram, f, p);
             auto* is = find(rows, series::ideal_stream, f, p);
-            if (!vd || !vs || !vde || !id || !is) continue;
             auto fps = [](const row* r) {
                 return r->r.frames_per_second();
             };
-            double dgram_vs_vde = fps(vd) / fps(vde);
-            bool dgram_met = dgram_vs_vde >= 1.5 && vd->r.loss() <= vde->r.loss();
-            std::printf("%4zu B, %zu ports: vmrt dgram / vde_switch = %.2fx (goal >= 1.5x, loss %.3f%% vs "
-                        "%.3f%%: %s)\n",
-                        f, p, dgram_vs_vde, 100 * vd->r.loss(), 100 * vde->r.loss(),
-                        dgram_met ? "met" : "NOT met");
-            json::object o{{"frame_bytes", f},
-                           {"ports", p},
-                           {"vmrt_dgram_over_vde_switch", dgram_vs_vde},
-                           {"dgram_goal_met", dgram_met},
-                           {"vmrt_dgram_over_ideal_dgram", fps(vd) / fps(id)},
-                           {"vde_switch_over_ideal_dgram", fps(vde) / fps(id)},
-                           {"vmrt_stream_over_ideal_stream", fps(vs) / fps(is)}};
-            if (f == 64) {
+            json::object o{{"frame_bytes", f}, {"ports", p}};
+            std::printf("%4zu B, %zu ports:", f, p);
+            if (vd && vde) {
+                auto r = ratio(fps(vd), fps(vde));
+                bool met = r && *r >= 1.5 && vd->r.loss() <= vde->r.loss();
+                std::printf(" vmrt dgram / vde_switch = %s (goal >= 1.5x with no more loss; loss %.3f%% vs "
+                            "%.3f%%: %s)\n%17s",
+                            text(r, "x").c_str(), 100 * vd->r.loss(), 100 * vde->r.loss(),
+                            met ? "met" : "NOT met", "");
+                o["vmrt_dgram_over_vde_switch"] = value(r);
+                o["dgram_goal_met"] = met;
+            }
+            if (vs && f == 64) {
                 bool met = fps(vs) >= stream_goal;
-                std::printf("%17s vmrt stream = %.2f M frames/s = %.2fx the 10 M goal (%s)\n", "",
-                            fps(vs) / 1e6, fps(vs) / stream_goal, met ? "met" : "NOT met");
+                std::printf(" vmrt stream = %.2f M frames/s = %.2fx the 10 M goal (%s)\n%17s", fps(vs) / 1e6,
+                            fps(vs) / stream_goal, met ? "met" : "NOT met", "");
                 o["vmrt_stream_over_10M_goal"] = fps(vs) / stream_goal;
                 o["stream_goal_met"] = met;
             }
-            std::printf("%17s vs ideal relay: vmrt dgram %.2f, vde_switch %.2f, vmrt stream %.2f\n", "",
-                        fps(vd) / fps(id), fps(vde) / fps(id), fps(vs) / fps(is));
+            std::string vs_ideal;
+            if (vd && id) {
+                auto r = ratio(fps(vd), fps(id));
+                vs_ideal += " vmrt dgram " + text(r);
+                o["vmrt_dgram_over_ideal_dgram"] = value(r);
+            }
+            if (vde && id) {
+                auto r = ratio(fps(vde), fps(id));
+                vs_ideal += std::string(vs_ideal.empty() ? "" : ",") + " vde_switch " + text(r);
+                o["vde_switch_over_ideal_dgram"] = value(r);
+            }
+            if (vs && is) {
+                auto r = ratio(fps(vs), fps(is));
+                vs_ideal += std::string(vs_ideal.empty() ? "" : ",") + " vmrt stream " + text(r) +
+                            " (of the stream relay)";
+                o["vmrt_stream_over_ideal_stream"] = value(r);
+            }
+            if (!vs_ideal.empty()) std::printf(" of the ideal relay:%s", vs_ideal.c_str());
+            std::printf("\n");
             out.push_back(std::move(o));
         }
     return out;
@@ -276,30 +330,48 @@ int main(int argc, char** argv) {
 
     const std::vector<std::size_t> frames{64, 1500}, port_counts{2, 8};
     int cores = online_cores();
-    std::printf("switch_throughput: %.2f s per series, %d core(s) available (%u hardware threads), "
-                "load generator: %d thread(s)%s\n",
-                opts.duration, cores, std::thread::hardware_concurrency(), opts.generator_threads,
-                opts.quick ? ", quick run (numbers are not meaningful)" : "");
+    std::printf("switch_throughput: %.2f s per series, %d round(s) (median shown), %d core(s) available (%u "
+                "hardware threads), load generator: %d thread(s)%s\n",
+                opts.duration, opts.repeat, cores, std::thread::hardware_concurrency(),
+                opts.generator_threads, opts.quick ? ", quick run (numbers are not meaningful)" : "");
     std::printf("every switch (vmrt's io_context thread, vde_switch's process, the relay thread) and the "
                 "generator share these cores\n");
     std::fflush(stdout);
 
-    std::vector<row> rows;
+    // Rounds run every row once, in order, so that a change of load on this shared machine hits
+    // every series alike; each row then reports its median run.
+    std::vector<std::vector<row>> runs;  // per row, one entry per round
     try {
-        for (auto f : frames)
-            for (auto p : port_counts)
-                for (auto s : all_series) {
-                    if (interrupted) break;
-#ifdef SWBENCH_NO_VMRT
-                    if (s == series::vmrt_dgram || s == series::vmrt_stream) continue;
-#endif
-                    rows.push_back(run_one(s, f, p, opts));
-                    std::fprintf(stderr, "  %-19s %4zu B %zu ports: %.0f frames/s\n", name_of(s), f, p,
-                                 rows.back().r.frames_per_second());
-                }
+        for (int round = 0; round < opts.repeat && !interrupted; ++round) {
+            std::size_t at = 0;
+            for (auto f : frames)
+                for (auto p : port_counts)
+                    for (auto s : all_series) {
+                        if (interrupted) break;
+                        if (!opts.only.empty() &&
+                            std::find(opts.only.begin(), opts.only.end(), s) == opts.only.end())
+                            continue;
+                        if (runs.size() <= at) runs.emplace_back();
+                        try {
+                            runs[at++].push_back(run_one(s, f, p, opts));
+                        } catch (const std::exception& e) {
+                            throw std::runtime_error(std::string(name_of(s)) + ", " + std::to_string(f) +
+                                                     " B, " + std::to_string(p) + " ports: " + e.what());
+                        }
+                        std::fprintf(stderr, "  round %d: %-19s %4zu B %zu ports: %.0f frames/s\n", round + 1,
+                                     name_of(s), f, p, runs[at - 1].back().r.frames_per_second());
+                    }
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "switch_throughput: %s\n", e.what());
         return 1;
+    }
+    std::vector<row> rows;
+    for (auto& r : runs) {
+        std::sort(r.begin(), r.end(), [](const row& a, const row& b) {
+            return a.r.frames_per_second() < b.r.frames_per_second();
+        });
+        rows.push_back(r[r.size() / 2]);
     }
     if (interrupted) {
         std::fprintf(stderr, "switch_throughput: interrupted\n");
@@ -340,6 +412,7 @@ int main(int argc, char** argv) {
         json::object doc{{"bench", "switch_throughput"},
                          {"duration_seconds", opts.duration},
                          {"quick", opts.quick},
+                         {"rounds", opts.repeat},
                          {"cores", cores},
                          {"generator_threads", opts.generator_threads},
                          {"results", std::move(results)},

@@ -46,11 +46,12 @@ public:
     sender(int fd, framing kind, std::vector<std::uint8_t> frame)
         : fd_(fd), kind_(kind), frame_(std::move(frame)) {
         if (kind_ == framing::dgram) {
-            iov_ = {frame_.data(), frame_.size()};
+            // On the heap, not in the object: senders are moved into a vector.
+            iov_.push_back({frame_.data(), frame_.size()});
             msgs_.resize(dgram_batch);
             for (auto& m : msgs_) {
                 m = {};
-                m.msg_hdr.msg_iov = &iov_;
+                m.msg_hdr.msg_iov = iov_.data();
                 m.msg_hdr.msg_iovlen = 1;
             }
         } else {
@@ -90,7 +91,7 @@ private:
     int fd_;
     framing kind_;
     std::vector<std::uint8_t> frame_;
-    iovec iov_{};
+    std::vector<iovec> iov_;
     std::vector<mmsghdr> msgs_;
     std::vector<std::uint8_t> chunk_;
     std::size_t record_bytes_ = 0, offset_ = 0;
@@ -274,17 +275,33 @@ void warm_up(std::span<const int> fds, framing kind, std::vector<receiver>& rece
 }
 
 struct shared_state {
+    std::atomic<int> ready{0};  // generator threads waiting for the start
+    std::atomic<bool> go{false};
     std::atomic<bool> sending{true};
     std::atomic<bool> senders_done{false};
     std::atomic<bool> failed{false};
+    std::atomic<std::uint64_t> offered{0};  // final, once senders_done
     std::atomic<std::uint64_t> delivered{0};
     std::atomic<std::uint64_t> misdelivered{0};
     clock_type::time_point stopped_at{};  // written before `sending` is cleared
 };
 
+void publish_offered(const std::vector<sender>& senders, shared_state& st) {
+    std::uint64_t offered = 0;
+    for (auto& s : senders) offered += s.frames_sent();
+    st.offered = offered;
+}
+
 // A generator thread: sends, receives, or both (with one thread, they take turns).
 void run_worker(std::vector<sender>* senders, std::vector<receiver>* receivers, shared_state& st,
                 const std::atomic<bool>& interrupted) {
+    // The window starts once every generator thread runs: on a loaded machine a new thread can
+    // wait for a core longer than a short window lasts.
+    st.ready.fetch_add(1);
+    while (!st.go) {
+        if (interrupted || st.failed) return;
+        std::this_thread::yield();
+    }
     std::vector<pollfd> pfds;
     if (senders)
         for (auto& s : *senders) pfds.push_back({s.fd(), POLLOUT, 0});
@@ -315,12 +332,17 @@ void run_worker(std::vector<sender>* senders, std::vector<receiver>* receivers, 
             }
             progress |= got;
         }
-        if (senders && !sending) {
-            if (!receivers) return;  // the sender thread's work ends with the window
+        if (senders && !sending && !receivers) {
+            publish_offered(*senders, st);
+            return;  // the sender thread's work ends with the window
         }
         if (receivers && !st.sending && (st.senders_done || senders)) {
+            if (senders) publish_offered(*senders, st);
             auto now = clock_type::now();
-            if (now - last_rx > drain_quiet || now - st.stopped_at > drain_limit) return;
+            auto quiet_since = std::max(last_rx, st.stopped_at);  // the drain starts at the window's end
+            if (st.delivered >= st.offered || now - quiet_since > drain_quiet ||
+                now - st.stopped_at > drain_limit)
+                return;
         }
         if (!progress) {
             for (std::size_t i = 0; i < first_rx; ++i) pfds[i].events = sending ? POLLOUT : 0;
@@ -338,6 +360,8 @@ traffic_result run_traffic(std::span<const int> fds, const traffic_options& opts
 
     std::vector<receiver> receivers;
     std::vector<sender> senders;
+    receivers.reserve(fds.size());
+    senders.reserve(fds.size());
     for (std::size_t i = 0; i < fds.size(); ++i) {
         receivers.emplace_back(fds[i], opts.kind, endpoint_mac(i));
         auto to = endpoint_mac((i + 1) % fds.size());
@@ -358,7 +382,6 @@ traffic_result run_traffic(std::span<const int> fds, const traffic_options& opts
     };
 
     traffic_result res;
-    auto start = clock_type::now();
     std::vector<std::thread> threads;
     if (opts.threads <= 1) {
         threads.emplace_back(guarded, 0, &senders, &receivers);
@@ -366,6 +389,9 @@ traffic_result run_traffic(std::span<const int> fds, const traffic_options& opts
         threads.emplace_back(guarded, 0, &senders, nullptr);
         threads.emplace_back(guarded, 1, nullptr, &receivers);
     }
+    while (st.ready < static_cast<int>(threads.size()) && !interrupted) std::this_thread::sleep_for(1ms);
+    auto start = clock_type::now();
+    st.go = true;
     auto end = start + std::chrono::duration_cast<clock_type::duration>(opts.window);
     while (!interrupted && !st.failed) {
         auto now = clock_type::now();
@@ -380,7 +406,7 @@ traffic_result run_traffic(std::span<const int> fds, const traffic_options& opts
     for (auto& e : errors)
         if (e) std::rethrow_exception(e);
 
-    for (auto& s : senders) res.offered += s.frames_sent();
+    res.offered = st.offered;
     res.delivered = st.delivered.load();
     res.misdelivered = st.misdelivered.load();
     return res;

@@ -44,8 +44,12 @@ struct traffic_result {
     std::uint64_t misdelivered = 0;
     double window_seconds = 0;
 
-    double frames_per_second() const { return static_cast<double>(delivered_in_window) / window_seconds; }
-    double offered_per_second() const { return static_cast<double>(offered) / window_seconds; }
+    double frames_per_second() const {
+        return window_seconds > 0 ? static_cast<double>(delivered_in_window) / window_seconds : 0.0;
+    }
+    double offered_per_second() const {
+        return window_seconds > 0 ? static_cast<double>(offered) / window_seconds : 0.0;
+    }
     double loss() const {
         return offered == 0 ? 0.0 : 1.0 - static_cast<double>(delivered) / static_cast<double>(offered);
     }

@@ -137,7 +137,12 @@ vde_connections::vde_connections(const std::filesystem::path& control_dir, std::
     for (std::size_t i = 0; i < count; ++i) {
         vde_open_args args{};
         std::string descr = "vmrt-bench-" + std::to_string(i);
-        VDECONN* c = vde_open(url.data(), descr.data(), &args);
+        // The control socket can exist a moment before vde_switch listens on it: retry briefly.
+        VDECONN* c = nullptr;
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (!(c = vde_open(url.data(), descr.data(), &args)) &&
+               (errno == ECONNREFUSED || errno == ENOENT) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(10ms);
         if (!c) {
             int err = errno;
             for (auto* open : conns_) vde_close(open);

@@ -41,6 +41,7 @@ ideal_relay::ideal_relay(framing kind, std::size_t ports) : kind_(kind) {
         relay_fds_.emplace_back(sv[1]);
     }
     thread_ = std::thread([this] {
+        tid_ = current_tid();
         try {
             run();
         } catch (...) {
@@ -58,6 +59,11 @@ std::vector<int> ideal_relay::endpoints() const {
     std::vector<int> fds;
     for (auto& fd : endpoint_fds_) fds.push_back(fd.get());
     return fds;
+}
+
+thread_ref ideal_relay::forwarder() const {
+    while (tid_ == 0) std::this_thread::yield();
+    return {::getpid(), tid_};
 }
 
 void ideal_relay::stop() {

@@ -6,6 +6,7 @@
 // its loss is 0 and its rate is what the kernel and the load generator can move.
 #pragma once
 
+#include "cpu_time.hpp"
 #include "frames.hpp"
 
 #include <vmrt/io/unique_fd.hpp>
@@ -26,6 +27,8 @@ public:
 
     /// The endpoints' ends, one per port (owned by the relay).
     std::vector<int> endpoints() const;
+    /// The relay thread.
+    thread_ref forwarder() const;
     /// Stops the relay thread; rethrows what it failed with.
     void stop();
 
@@ -36,6 +39,7 @@ private:
     std::vector<vmrt::io::unique_fd> endpoint_fds_, relay_fds_;
     std::atomic<bool> stop_{false};
     std::exception_ptr error_;
+    std::atomic<pid_t> tid_{0};
     std::thread thread_;
 };
 

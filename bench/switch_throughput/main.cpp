@@ -181,6 +181,7 @@ row run_one(series s, std::size_t frame_bytes, std::size_t ports, const options&
     case series::ideal_dgram:
     case series::ideal_stream: {
         ideal_relay relay(t.kind, ports);
+        t.forwarder = {relay.forwarder()};
         t.warm_up = false;  // nothing to learn, and it forwards i -> i+1 only
         out.r = run_traffic(relay.endpoints(), t, interrupted);
         relay.stop();
@@ -188,18 +189,16 @@ row run_one(series s, std::size_t frame_bytes, std::size_t ports, const options&
     }
     case series::vmrt_dgram:
     case series::vmrt_stream: {
-#ifdef SWBENCH_NO_VMRT
-        throw std::runtime_error("TEMPORARY build without vmrt's switch");
-#else
         vmrt_switch_run sw(t.kind, ports);
+        t.forwarder = {sw.forwarder()};
         out.r = run_traffic(sw.endpoints(), t, interrupted);
         out.drops = sw.drops();
         break;
-#endif
     }
     case series::vde_switch: {
         vde_switch_child vde(temp_base());
         vde_connections conns(vde.control_dir(), ports);
+        t.forwarder = {{vde.pid(), vde.pid()}};
         out.r = run_traffic(conns.data_fds(), t, interrupted);
         break;
     }
@@ -215,9 +214,6 @@ int online_cores() {
 
 std::string drops_text(const row& r) {
     if (!r.drops) return "";
-#ifdef SWBENCH_NO_VMRT
-    return "";
-#endif
     std::string s;
     for (std::size_t i = 0; i < r.drops->by_reason.size(); ++i)
         if (r.drops->by_reason[i])
@@ -227,17 +223,39 @@ std::string drops_text(const row& r) {
     return s.empty() ? "no drops" : "drops: " + s;
 }
 
+double ns_per_frame(const row& r) {
+    double fwd = r.r.forwarder_cpu.user + r.r.forwarder_cpu.sys;
+    return r.r.delivered_in_window ? 1e9 * fwd / static_cast<double>(r.r.delivered_in_window) : 0;
+}
+
+std::string cpu_text(const cpu_times& c, double seconds) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%3.0f+%-3.0f", 100 * c.user / seconds, 100 * c.sys / seconds);
+    return buf;
+}
+
 void print_table(const std::vector<row>& rows) {
-    std::printf("\n%-19s %6s %5s %13s %8s %8s %13s  %s\n", "series", "frame", "ports", "frames/s", "Gbit/s",
-                "loss%", "offered/s", "notes");
+    std::printf("\n%-19s %6s %5s %13s %8s %8s %13s  %-9s %8s  %-9s  %s\n", "series", "frame", "ports",
+                "frames/s", "Gbit/s", "loss%", "offered/s", "fwd cpu%", "fwd ns/f", "gen cpu%", "notes");
     for (auto& r : rows) {
         std::string notes = drops_text(r);
+        if (r.r.offered == 0)
+            notes += (notes.empty() ? "" : "; ") + std::string("nothing offered: no CPU for the generator");
         if (r.r.misdelivered)
             notes += (notes.empty() ? "" : "; ") + std::to_string(r.r.misdelivered) + " misdelivered";
-        std::printf("%-19s %4zu B %5zu %13.0f %8.3f %8.3f %13.0f  %s\n", name_of(r.s), r.frame_bytes, r.ports,
-                    r.r.frames_per_second(), r.gbit(), 100 * r.r.loss(), r.r.offered_per_second(),
-                    notes.c_str());
+        double fwd = r.r.forwarder_cpu.user + r.r.forwarder_cpu.sys;
+        double ns_per_frame =
+            r.r.delivered_in_window ? 1e9 * fwd / static_cast<double>(r.r.delivered_in_window) : 0;
+        std::printf("%-19s %4zu B %5zu %13.0f %8.3f %8.3f %13.0f  %-9s %8.0f  %-9s  %s\n", name_of(r.s),
+                    r.frame_bytes, r.ports, r.r.frames_per_second(), r.gbit(), 100 * r.r.loss(),
+                    r.r.offered_per_second(), cpu_text(r.r.forwarder_cpu, r.r.window_seconds).c_str(),
+                    ns_per_frame, cpu_text(r.r.generator_cpu, r.r.window_seconds).c_str(), notes.c_str());
     }
+    std::printf(
+        "fwd cpu%% / gen cpu%%: user+system CPU of the forwarder (switch thread, vde_switch, relay thread) "
+        "and "
+        "of the load generator's threads over the window, 100 = one core; fwd ns/f: forwarder CPU per "
+        "delivered frame\n");
 }
 
 const row* find(const std::vector<row>& rows, series s, std::size_t frame, std::size_t ports) {
@@ -259,11 +277,17 @@ std::string text(std::optional<double> r, const char* suffix = "") {
 }
 json::value value(std::optional<double> r) { return r ? json::value(*r) : json::value(nullptr); }
 
+std::string format(const char* fmt, auto... args) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, fmt, args...);
+    return buf;
+}
+
 json::array print_ratios(const std::vector<row>& rows, const std::vector<std::size_t>& frames,
                          const std::vector<std::size_t>& port_counts) {
     constexpr double stream_goal = 10e6;
     json::array out;
-    std::printf("\nratios (of frames/s)\n");
+    std::printf("\nratios (of frames/s unless said otherwise)\n");
     for (auto f : frames)
         for (auto p : port_counts) {
             auto* vd = find(rows, series::vmrt_dgram, f, p);
@@ -275,43 +299,42 @@ json::array print_ratios(const std::vector<row>& rows, const std::vector<std::si
                 return r->r.frames_per_second();
             };
             json::object o{{"frame_bytes", f}, {"ports", p}};
-            std::printf("%4zu B, %zu ports:", f, p);
+            std::vector<std::string> lines;
             if (vd && vde) {
                 auto r = ratio(fps(vd), fps(vde));
                 bool met = r && *r >= 1.5 && vd->r.loss() <= vde->r.loss();
-                std::printf(" vmrt dgram / vde_switch = %s (goal >= 1.5x with no more loss; loss %.3f%% vs "
-                            "%.3f%%: %s)\n%17s",
-                            text(r, "x").c_str(), 100 * vd->r.loss(), 100 * vde->r.loss(),
-                            met ? "met" : "NOT met", "");
+                lines.push_back(format(
+                    "vmrt dgram / vde_switch = %s (goal >= 1.5x with no more loss; loss %.3f%% "
+                    "vs %.3f%%: %s)",
+                    text(r, "x").c_str(), 100 * vd->r.loss(), 100 * vde->r.loss(), met ? "met" : "NOT met"));
                 o["vmrt_dgram_over_vde_switch"] = value(r);
                 o["dgram_goal_met"] = met;
+                // Frames/s follow the CPU share each forwarder gets on a shared machine; CPU time
+                // per delivered frame does not, so it is shown too.
+                auto c = ratio(ns_per_frame(*vde), ns_per_frame(*vd));
+                lines.push_back("forwarder CPU per frame: vde_switch / vmrt dgram = " + text(c, "x"));
+                o["vde_switch_cpu_per_frame_over_vmrt_dgram"] = value(c);
             }
             if (vs && f == 64) {
                 bool met = fps(vs) >= stream_goal;
-                std::printf(" vmrt stream = %.2f M frames/s = %.2fx the 10 M goal (%s)\n%17s", fps(vs) / 1e6,
-                            fps(vs) / stream_goal, met ? "met" : "NOT met", "");
+                lines.push_back(format("vmrt stream = %.2f M frames/s = %.2fx the 10 M goal (%s)",
+                                       fps(vs) / 1e6, fps(vs) / stream_goal, met ? "met" : "NOT met"));
                 o["vmrt_stream_over_10M_goal"] = fps(vs) / stream_goal;
                 o["stream_goal_met"] = met;
             }
             std::string vs_ideal;
-            if (vd && id) {
-                auto r = ratio(fps(vd), fps(id));
-                vs_ideal += " vmrt dgram " + text(r);
-                o["vmrt_dgram_over_ideal_dgram"] = value(r);
-            }
-            if (vde && id) {
-                auto r = ratio(fps(vde), fps(id));
-                vs_ideal += std::string(vs_ideal.empty() ? "" : ",") + " vde_switch " + text(r);
-                o["vde_switch_over_ideal_dgram"] = value(r);
-            }
-            if (vs && is) {
-                auto r = ratio(fps(vs), fps(is));
-                vs_ideal += std::string(vs_ideal.empty() ? "" : ",") + " vmrt stream " + text(r) +
-                            " (of the stream relay)";
-                o["vmrt_stream_over_ideal_stream"] = value(r);
-            }
-            if (!vs_ideal.empty()) std::printf(" of the ideal relay:%s", vs_ideal.c_str());
-            std::printf("\n");
+            auto add = [&](const char* what, std::optional<double> r, const char* key) {
+                vs_ideal += std::string(vs_ideal.empty() ? "" : ", ") + what + " " + text(r);
+                o[key] = value(r);
+            };
+            if (vd && id) add("vmrt dgram", ratio(fps(vd), fps(id)), "vmrt_dgram_over_ideal_dgram");
+            if (vde && id) add("vde_switch", ratio(fps(vde), fps(id)), "vde_switch_over_ideal_dgram");
+            if (vs && is) add("vmrt stream", ratio(fps(vs), fps(is)), "vmrt_stream_over_ideal_stream");
+            if (!vs_ideal.empty()) lines.push_back("of the ideal relay (same framing): " + vs_ideal);
+            for (std::size_t i = 0; i < lines.size(); ++i)
+                std::printf("%s %s\n",
+                            i == 0 ? format("%4zu B, %zu ports:", f, p).c_str() : "                ",
+                            lines[i].c_str());
             out.push_back(std::move(o));
         }
     return out;
@@ -398,15 +421,17 @@ int main(int argc, char** argv) {
                            {"offered", r.r.offered},
                            {"delivered", r.r.delivered},
                            {"misdelivered", r.r.misdelivered},
-                           {"window_seconds", r.r.window_seconds}};
-#ifndef SWBENCH_NO_VMRT
+                           {"window_seconds", r.r.window_seconds},
+                           {"forwarder_cpu_user_seconds", r.r.forwarder_cpu.user},
+                           {"forwarder_cpu_system_seconds", r.r.forwarder_cpu.sys},
+                           {"generator_cpu_user_seconds", r.r.generator_cpu.user},
+                           {"generator_cpu_system_seconds", r.r.generator_cpu.sys}};
             if (r.drops) {
                 json::object d;
                 for (std::size_t i = 0; i < r.drops->by_reason.size(); ++i)
                     d[vmrt::net::to_string(static_cast<vmrt::net::drop_reason>(i))] = r.drops->by_reason[i];
                 o["switch_drops"] = std::move(d);
             }
-#endif
             results.push_back(std::move(o));
         }
         json::object doc{{"bench", "switch_throughput"},

@@ -276,6 +276,7 @@ void warm_up(std::span<const int> fds, framing kind, std::vector<receiver>& rece
 
 struct shared_state {
     std::atomic<int> ready{0};  // generator threads waiting for the start
+    thread_ref tids[2];         // the generator threads, written before `ready` counts them
     std::atomic<bool> go{false};
     std::atomic<bool> sending{true};
     std::atomic<bool> senders_done{false};
@@ -293,10 +294,11 @@ void publish_offered(const std::vector<sender>& senders, shared_state& st) {
 }
 
 // A generator thread: sends, receives, or both (with one thread, they take turns).
-void run_worker(std::vector<sender>* senders, std::vector<receiver>* receivers, shared_state& st,
+void run_worker(int slot, std::vector<sender>* senders, std::vector<receiver>* receivers, shared_state& st,
                 const std::atomic<bool>& interrupted) {
     // The window starts once every generator thread runs: on a loaded machine a new thread can
     // wait for a core longer than a short window lasts.
+    st.tids[slot] = {::getpid(), current_tid()};
     st.ready.fetch_add(1);
     while (!st.go) {
         if (interrupted || st.failed) return;
@@ -373,7 +375,7 @@ traffic_result run_traffic(std::span<const int> fds, const traffic_options& opts
     std::exception_ptr errors[2];
     auto guarded = [&](int slot, std::vector<sender>* s, std::vector<receiver>* r) {
         try {
-            run_worker(s, r, st, interrupted);
+            run_worker(slot, s, r, st, interrupted);
         } catch (...) {
             errors[slot] = std::current_exception();
             st.failed = true;
@@ -390,6 +392,14 @@ traffic_result run_traffic(std::span<const int> fds, const traffic_options& opts
         threads.emplace_back(guarded, 1, nullptr, &receivers);
     }
     while (st.ready < static_cast<int>(threads.size()) && !interrupted) std::this_thread::sleep_for(1ms);
+    std::vector<thread_ref> generator(st.tids, st.tids + threads.size());
+    auto cpu_of = [](const std::vector<thread_ref>& ts) {
+        cpu_times sum;
+        for (auto t : ts)
+            if (auto c = read_cpu(t)) sum += *c;
+        return sum;
+    };
+    auto forwarder_before = cpu_of(opts.forwarder), generator_before = cpu_of(generator);
     auto start = clock_type::now();
     st.go = true;
     auto end = start + std::chrono::duration_cast<clock_type::duration>(opts.window);
@@ -400,6 +410,8 @@ traffic_result run_traffic(std::span<const int> fds, const traffic_options& opts
     }
     st.stopped_at = clock_type::now();
     st.sending = false;
+    res.forwarder_cpu = cpu_of(opts.forwarder) - forwarder_before;
+    res.generator_cpu = cpu_of(generator) - generator_before;
     res.delivered_in_window = st.delivered.load();
     res.window_seconds = std::chrono::duration<double>(st.stopped_at - start).count();
     for (auto& t : threads) t.join();

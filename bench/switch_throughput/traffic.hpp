@@ -17,12 +17,14 @@
 //  - misdelivered: frames an endpoint received that were not addressed to it (flooding).
 #pragma once
 
+#include "cpu_time.hpp"
 #include "frames.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace swbench {
 
@@ -35,6 +37,9 @@ struct traffic_options {
     bool warm_up = true;
     /// 1: one thread both sends and receives; 2: a sender thread and a receiver thread.
     int threads = 2;
+    /// The forwarder's threads (switch, relay, vde_switch process), whose CPU time over the window
+    /// is reported.
+    std::vector<thread_ref> forwarder;
 };
 
 struct traffic_result {
@@ -43,6 +48,8 @@ struct traffic_result {
     std::uint64_t delivered = 0;
     std::uint64_t misdelivered = 0;
     double window_seconds = 0;
+    cpu_times forwarder_cpu;  ///< over the window, summed over opts.forwarder
+    cpu_times generator_cpu;  ///< over the window, the generator's threads
 
     double frames_per_second() const {
         return window_seconds > 0 ? static_cast<double>(delivered_in_window) / window_seconds : 0.0;

@@ -73,7 +73,7 @@ vde_switch_child::vde_switch_child(const std::filesystem::path& temp_base) {
         if (pid_ == 0) {
             // The child: only async-signal-safe calls until exec.
             ::setpgid(0, 0);
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            ::prctl(PR_SET_PDEATHSIG, SIGTERM);       // SIGTERM: it removes its sockets on the way out
             if (::getppid() != parent) ::_exit(127);  // the bench died before prctl took effect
             // The pipe and the log sit above 2 (above_stdio), so every dup2 makes a fresh,
             // inheritable descriptor.

@@ -4,9 +4,9 @@
 // vde_switch has no "no console" option: in the foreground it reads its console from stdin and
 // exits ("EOF on stdin, cleaning up") when stdin ends, removing its control directory. So its
 // stdin is a pipe whose write end only the bench holds: however the bench ends, even killed, the
-// pipe closes and the switch exits with it. The child also gets a parent-death SIGKILL, and the
-// destructor closes the pipe, waits briefly, then kills the process group and removes the
-// temporary directory.
+// pipe closes and the switch exits with it. It also gets SIGTERM (which it handles the same way)
+// if the bench dies, and the destructor closes the pipe, waits briefly, then kills the process
+// group and removes the temporary directory. Only a SIGKILLed bench leaves that (empty) directory.
 #pragma once
 
 #include <vmrt/io/unique_fd.hpp>
@@ -31,6 +31,8 @@ public:
     ~vde_switch_child();
 
     const std::filesystem::path& control_dir() const { return ctl_; }
+    /// vde_switch's process (single-threaded).
+    pid_t pid() const { return pid_; }
     /// What the switch printed (stdout and stderr), for diagnostics.
     std::string output() const;
 

@@ -22,7 +22,10 @@ vmrt_switch_run::vmrt_switch_run(framing kind, std::size_t ports) : work_(ctx_.g
         ports_.push_back(id);
         endpoints_.push_back(std::move(fd));
     }
-    thread_ = std::thread([this] { ctx_.run(); });
+    thread_ = std::thread([this] {
+        tid_ = current_tid();
+        ctx_.run();
+    });
 }
 
 vmrt_switch_run::~vmrt_switch_run() {
@@ -44,6 +47,11 @@ std::vector<int> vmrt_switch_run::endpoints() const {
     std::vector<int> fds;
     for (auto& fd : endpoints_) fds.push_back(fd.get());
     return fds;
+}
+
+thread_ref vmrt_switch_run::forwarder() const {
+    while (tid_ == 0) std::this_thread::yield();
+    return {::getpid(), tid_};
 }
 
 switch_drops vmrt_switch_run::drops() {

@@ -2,6 +2,7 @@
 // endpoint, the switch on an io_context of its own thread (the switch is single-strand).
 #pragma once
 
+#include "cpu_time.hpp"
 #include "frames.hpp"
 
 #include <vmrt/net/l2_switch.hpp>
@@ -9,6 +10,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -34,6 +36,8 @@ public:
 
     /// The VM-side ends of the ports (owned here).
     std::vector<int> endpoints() const;
+    /// The thread running the switch.
+    thread_ref forwarder() const;
     /// Reads every port's counters on the switch's thread.
     switch_drops drops();
 
@@ -43,6 +47,7 @@ private:
     std::unique_ptr<vmrt::net::l2_switch> switch_;
     std::vector<vmrt::net::port_id> ports_;
     std::vector<vmrt::io::unique_fd> endpoints_;
+    std::atomic<pid_t> tid_{0};
     std::thread thread_;
 };
 

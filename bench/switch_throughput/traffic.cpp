@@ -394,9 +394,13 @@ traffic_result run_traffic(std::span<const int> fds, const traffic_options& opts
     while (st.ready < static_cast<int>(threads.size()) && !interrupted) std::this_thread::sleep_for(1ms);
     std::vector<thread_ref> generator(st.tids, st.tids + threads.size());
     auto cpu_of = [](const std::vector<thread_ref>& ts) {
-        cpu_times sum;
+        cpu_sample sum;
         for (auto t : ts)
-            if (auto c = read_cpu(t)) sum += *c;
+            if (auto c = read_cpu(t)) {
+                sum.on_cpu += c->on_cpu;
+                sum.user += c->user;
+                sum.sys += c->sys;
+            }
         return sum;
     };
     auto forwarder_before = cpu_of(opts.forwarder), generator_before = cpu_of(generator);
@@ -409,9 +413,10 @@ traffic_result run_traffic(std::span<const int> fds, const traffic_options& opts
         std::this_thread::sleep_for(std::min<clock_type::duration>(end - now, 10ms));
     }
     st.stopped_at = clock_type::now();
+    // Sampled before the senders stop: a generator thread that drains quickly may be gone after.
+    res.forwarder_cpu = cpu_between(forwarder_before, cpu_of(opts.forwarder));
+    res.generator_cpu = cpu_between(generator_before, cpu_of(generator));
     st.sending = false;
-    res.forwarder_cpu = cpu_of(opts.forwarder) - forwarder_before;
-    res.generator_cpu = cpu_of(generator) - generator_before;
     res.delivered_in_window = st.delivered.load();
     res.window_seconds = std::chrono::duration<double>(st.stopped_at - start).count();
     for (auto& t : threads) t.join();

@@ -36,7 +36,7 @@ struct traffic_options {
     /// flooded to every other endpoint (the ideal relay, which only forwards i -> i+1, skips it).
     bool warm_up = true;
     /// 1: one thread both sends and receives; 2: a sender thread and a receiver thread.
-    int threads = 2;
+    int threads = 1;
     /// The forwarder's threads (switch, relay, vde_switch process), whose CPU time over the window
     /// is reported.
     std::vector<thread_ref> forwarder;

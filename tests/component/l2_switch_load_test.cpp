@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -170,6 +171,26 @@ BOOST_AUTO_TEST_CASE(a_mac_flood_leaves_the_table_bounded) {
     }
     BOOST_TEST(h.wait_for(a, [&](const port_counters& c) { return c.rx_frames == frames; }));
     BOOST_TEST(h.call([&](auto& sw) { return sw.mac_table_size(net); }) == 256u);
+}
+
+BOOST_AUTO_TEST_CASE(the_switch_can_be_destroyed_while_frames_flow) {
+    // The senders outlive the switch: it is torn down under full load, with frames queued and
+    // coroutines mid-batch. The harness's destructor fails the test unless every coroutine ends.
+    std::optional<peer> src_peer, stream_peer;
+    std::optional<blaster> blast, stream_blast;
+    {
+        switch_harness h({.port_queue_bytes = 64 << 10});
+        auto net = h.add_network("lan");
+        src_peer.emplace(h.add_port(net, port_kind::dgram).second);
+        stream_peer.emplace(h.add_port(net, port_kind::stream).second);
+        auto [slow, pslow] = h.add_port(net, port_kind::dgram);  // never read: its queue stays full
+        blast.emplace(*src_peer);
+        stream_blast.emplace(*stream_peer);
+        std::this_thread::sleep_for(300ms);
+        BOOST_TEST(h.counters(slow).dropped(drop_reason::backpressure) > 0u);
+    }
+    BOOST_TEST(blast->stop() > 0u);
+    BOOST_TEST(stream_blast->stop() > 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -61,7 +61,12 @@ bool peer::send(const frame_bytes& f) {
         frame_bytes wire(4 + f.size());
         put_be32(wire, 0, static_cast<std::uint32_t>(f.size()));
         std::copy(f.begin(), f.end(), wire.begin() + 4);
-        send_raw(wire);
+        for (std::size_t done = 0; done < wire.size();) {
+            ssize_t n = ::send(fd_.get(), wire.data() + done, wire.size() - done, MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return false;
+            done += static_cast<std::size_t>(n);
+        }
         return true;
     }
     while (true) {

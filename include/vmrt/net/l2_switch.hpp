@@ -69,14 +69,17 @@ enum class drop_reason : std::size_t {
     spoofed,       ///< source MAC is not the port's pinned MAC
     bad_source,    ///< multicast/broadcast source MAC
     backpressure,  ///< the destination port's queue was full
-    malformed,     ///< stream framing broken (a zero or oversize length prefix): the port is closed
+    /// Stream framing broken (a zero length prefix, or one above 65535 that no Ethernet frame can
+    /// have): the port is closed. A prefix above max_frame_bytes but <= 65535 is an oversize frame,
+    /// skipped with the stream kept in sync.
+    malformed,
     count_,
 };
 
 std::string_view to_string(drop_reason) noexcept;
 
 struct port_counters {
-    std::uint64_t rx_frames = 0, rx_bytes = 0;  ///< received from the port's peer
+    std::uint64_t rx_frames = 0, rx_bytes = 0;  ///< received from the port's peer (dropped ones included)
     std::uint64_t tx_frames = 0, tx_bytes = 0;  ///< delivered to the port's peer
     /// rx-side reasons count frames the port sent in; backpressure counts frames meant for it.
     std::array<std::uint64_t, static_cast<std::size_t>(drop_reason::count_)> drops{};
@@ -114,7 +117,8 @@ public:
 
     /// Counters of a live port, or nothing for an unknown one.
     std::optional<port_counters> counters(port_id port) const;
-    /// Learned addresses in a network (for tests and diagnostics).
+    /// Learned addresses in a network, aged-out ones excluded (for tests and diagnostics); 0 for an
+    /// unknown network.
     std::size_t mac_table_size(network_id net) const;
 
     struct impl;

@@ -161,23 +161,6 @@ void check_rejected(const std::vector<member>& data, const std::string& needle) 
 
 // ---- running helpers -------------------------------------------------------------------------------
 
-/// Runs a program to completion; returns (exit code or -1, output).
-std::pair<int, std::string> run_program(const fs::path& program, std::vector<std::string> args,
-                                        const temp_dir& dir) {
-    int code = -1;
-    const fs::path log = dir / "program.log";
-    vmrt::test::run_coro([&]() -> asio::awaitable<void> {
-        vmrt::io::process_options opts;
-        opts.program = program;
-        opts.args = std::move(args);
-        opts.log_file = log;
-        auto child = vmrt::io::process::spawn(co_await asio::this_coro::executor, opts);
-        auto status = co_await child.async_wait(asio::use_awaitable);
-        code = status.signaled ? -1 : status.code;
-    });
-    return {code, read_file(log)};
-}
-
 /// Where the test keeps the kernel package between runs; without a writable shared place
 /// (not root), the test's own temp dir (one download per run).
 fs::path test_package_cache(const temp_dir& fallback) {
@@ -258,7 +241,8 @@ BOOST_AUTO_TEST_CASE(cpio_is_readable_by_busybox_cpio) {
     cpio.add_file("init", "echo hi\n", 0755);
     cpio.add_symlink("bin/sh", "/bin/busybox");
     write_file(dir / "a.cpio", cpio.write(false));
-    auto [code, output] = run_program("/bin/busybox", {"cpio", "-tv", "-F", (dir / "a.cpio").string()}, dir);
+    auto [code, output] =
+        vmrt::test::run_to_end("/bin/busybox", {"cpio", "-tv", "-F", (dir / "a.cpio").string()});
     BOOST_TEST(code == 0, output);
     BOOST_TEST(output.find("-rwxr-xr-x") != std::string::npos, output);
     BOOST_TEST(output.find("init") != std::string::npos, output);
@@ -438,7 +422,7 @@ BOOST_AUTO_TEST_CASE(guest_scripts_pass_the_busybox_syntax_check) {
     write_file(dir / "init", std::string(guest_init_script()));
     write_file(dir / "powerbutton", std::string(guest_powerbutton_script()));
     for (const char* script : {"init", "powerbutton"}) {
-        auto [code, output] = run_program("/bin/busybox", {"sh", "-n", (dir / script).string()}, dir);
+        auto [code, output] = vmrt::test::run_to_end("/bin/busybox", {"sh", "-n", (dir / script).string()});
         BOOST_TEST(code == 0, script << ": " << output);
     }
     BOOST_TEST(guest_init_script().starts_with("#!/bin/sh\n"));

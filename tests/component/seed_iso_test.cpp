@@ -30,29 +30,10 @@ using namespace std::string_literals;
 using vmrt::test::read_file;
 using vmrt::test::temp_dir;
 
-/// Runs a program to completion; returns (exit code or -1, stdout and stderr).
-std::pair<int, std::string> run_program(const fs::path& program, std::vector<std::string> args,
-                                        const temp_dir& dir) {
-    int code = -1;
-    const fs::path log = dir / "program.log";
-    vmrt::test::run_coro([&]() -> asio::awaitable<void> {
-        vmrt::io::process_options opts;
-        opts.program = program;
-        opts.args = std::move(args);
-        opts.log_file = log;
-        auto child = vmrt::io::process::spawn(co_await asio::this_coro::executor, opts);
-        auto status = co_await child.async_wait(asio::use_awaitable);
-        code = status.signaled ? -1 : status.code;
-    });
-    auto output = read_file(log);
-    fs::remove(log);
-    return {code, output};
-}
-
 /// A file of the image, extracted by isoinfo through Rock Ridge ("-R") or Joliet ("-J") names.
-std::string isoinfo_extract(const temp_dir& dir, const fs::path& iso, const std::string& extension,
-                            const std::string& name) {
-    auto [code, output] = run_program("isoinfo", {extension, "-x", "/" + name, "-i", iso.string()}, dir);
+std::string isoinfo_extract(const fs::path& iso, const std::string& extension, const std::string& name) {
+    auto [code, output] =
+        vmrt::test::run_to_end("isoinfo", {extension, "-x", "/" + name, "-i", iso.string()});
     BOOST_TEST(code == 0, "isoinfo " << extension << " -x /" << name << ": " << output);
     return output;
 }
@@ -107,20 +88,20 @@ BOOST_AUTO_TEST_CASE(isoinfo_reads_the_seed_back) {
     write_seed_iso(config, iso);
     const auto docs = render_seed(config);
 
-    auto [code, info] = run_program("isoinfo", {"-d", "-i", iso.string()}, dir);
+    auto [code, info] = vmrt::test::run_to_end("isoinfo", {"-d", "-i", iso.string()});
     BOOST_TEST(code == 0, info);
     BOOST_TEST(info.find("Volume id: CIDATA\n") != std::string::npos, info);
     BOOST_TEST(info.find("Joliet with UCS level") != std::string::npos, info);
     BOOST_TEST(info.find("Rock Ridge signatures") != std::string::npos, info);
 
-    auto [list_code, listing] = run_program("isoinfo", {"-R", "-f", "-i", iso.string()}, dir);
+    auto [list_code, listing] = vmrt::test::run_to_end("isoinfo", {"-R", "-f", "-i", iso.string()});
     BOOST_TEST(list_code == 0, listing);
     BOOST_TEST(listing == "/meta-data\n/network-config\n/user-data\n");
 
     for (const auto* ext : {"-R", "-J"}) {
-        BOOST_TEST(isoinfo_extract(dir, iso, ext, "meta-data") == docs.meta_data);
-        BOOST_TEST(isoinfo_extract(dir, iso, ext, "user-data") == docs.user_data);
-        BOOST_TEST(isoinfo_extract(dir, iso, ext, "network-config") == *docs.network_config);
+        BOOST_TEST(isoinfo_extract(iso, ext, "meta-data") == docs.meta_data);
+        BOOST_TEST(isoinfo_extract(iso, ext, "user-data") == docs.user_data);
+        BOOST_TEST(isoinfo_extract(iso, ext, "network-config") == *docs.network_config);
     }
     BOOST_TEST(docs.meta_data == "instance-id: \"iid-seed-test\"\nlocal-hostname: \"seed-test\"\n");
 }
@@ -136,12 +117,12 @@ BOOST_AUTO_TEST_CASE(the_label_is_where_blkid_and_the_guest_init_look) {
     auto label = bytes_at(iso, 32808, 32);
     BOOST_TEST(label == "CIDATA" + std::string(26, ' '));
     // blkid reports the Joliet volume id when there is one: "cidata", as with genisoimage -volid cidata.
-    auto [code, probe] = run_program("blkid", {"-p", "-o", "export", iso.string()}, dir);
+    auto [code, probe] = vmrt::test::run_to_end("blkid", {"-p", "-o", "export", iso.string()});
     BOOST_TEST(code == 0, probe);
     BOOST_TEST(probe.find("\nLABEL=cidata\n") != std::string::npos, probe);
     BOOST_TEST(probe.find("\nTYPE=iso9660\n") != std::string::npos, probe);
     // Without a network config there is no network-config file.
-    auto [list_code, listing] = run_program("isoinfo", {"-R", "-f", "-i", iso.string()}, dir);
+    auto [list_code, listing] = vmrt::test::run_to_end("isoinfo", {"-R", "-f", "-i", iso.string()});
     BOOST_TEST(list_code == 0);
     BOOST_TEST(listing == "/meta-data\n/user-data\n");
 }
@@ -154,10 +135,9 @@ BOOST_AUTO_TEST_CASE(raw_images_carry_any_bytes) {
     const iso_files files{
         {"empty", ""}, {"binary", "\0\xFF\x80\n\r"s}, {"big", big}, {"long-name-with.dots.txt", "x"}};
     write_iso9660(files, "SEED_2", iso);
-    auto [code, info] = run_program("isoinfo", {"-d", "-i", iso.string()}, dir);
+    auto [code, info] = vmrt::test::run_to_end("isoinfo", {"-d", "-i", iso.string()});
     BOOST_TEST(info.find("Volume id: SEED_2\n") != std::string::npos, info);
-    for (const auto& [name, contents] : files)
-        BOOST_TEST(isoinfo_extract(dir, iso, "-R", name) == contents, name);
+    for (const auto& [name, contents] : files) BOOST_TEST(isoinfo_extract(iso, "-R", name) == contents, name);
     // The in-memory form is the same image.
     const auto image = build_iso9660(files, "SEED_2");
     BOOST_TEST(image.size() % 2048 == 0u);

@@ -68,22 +68,6 @@ std::pair<y::node, json::value> random_tree(hostile_generator& g, int depth) {
     return {y::node(std::move(map)), json::value(std::move(obj))};
 }
 
-std::pair<int, std::string> run_program(const fs::path& program, std::vector<std::string> args,
-                                        const vmrt::test::temp_dir& dir) {
-    int code = -1;
-    const fs::path log = dir / "program.log";
-    vmrt::test::run_coro([&]() -> asio::awaitable<void> {
-        vmrt::io::process_options opts;
-        opts.program = program;
-        opts.args = std::move(args);
-        opts.log_file = log;
-        auto child = vmrt::io::process::spawn(co_await asio::this_coro::executor, opts);
-        auto status = co_await child.async_wait(asio::use_awaitable);
-        code = status.signaled ? -1 : status.code;
-    });
-    return {code, vmrt::test::read_file(log)};
-}
-
 fs::path source_dir() {
     const char* dir = std::getenv("VMRT_SOURCE_DIR");
     if (!dir) throw std::runtime_error("VMRT_SOURCE_DIR is not set (run the test through CTest)");
@@ -109,9 +93,9 @@ BOOST_AUTO_TEST_CASE(pyyaml_reads_hostile_documents_back_exactly) {
     }
     // /usr/bin/python3 with Debian's python3-yaml (tools/setup): the PyYAML a Debian guest's
     // cloud-init runs with, not whatever another python on PATH may carry.
-    auto [code, output] = run_program(
+    auto [code, output] = vmrt::test::run_to_end(
         "/usr/bin/python3",
-        {(source_dir() / "tests/helpers/pyyaml_roundtrip.py").string(), (dir / "cases.jsonl").string()}, dir);
+        {(source_dir() / "tests/helpers/pyyaml_roundtrip.py").string(), (dir / "cases.jsonl").string()});
     BOOST_TEST(code == 0, "seed 0x" << std::hex << seed << ": " << output);
     BOOST_TEST(output.find(std::to_string(cases) + " cases, 0 failures") != std::string::npos, output);
 }

@@ -1,5 +1,7 @@
 #include "support/scratch_fs.hpp"
 
+#include "support/test_support.hpp"
+
 #include <vmrt/io/process.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -29,38 +31,12 @@ void require_root(const std::string& why) {
 }
 
 std::string run_program(const fs::path& program, std::vector<std::string> args, std::chrono::seconds limit) {
-    char log_name[] = "/tmp/vmrt-scratch-fs-XXXXXX";
-    const int log_fd = ::mkostemp(log_name, O_CLOEXEC);
-    if (log_fd < 0) throw std::runtime_error("mkstemp: " + std::string(std::strerror(errno)));
-    ::close(log_fd);
-    struct remove_log {
-        const char* name;
-        ~remove_log() { ::unlink(name); }
-    } cleanup{log_name};
-
     std::string command = program.string();
     for (const auto& a : args) command += " " + a;
-    boost::asio::io_context ctx;
-    io::process_options opts;
-    opts.program = program;
-    opts.args = std::move(args);
-    opts.log_file = fs::path(log_name);
-    auto child = io::process::spawn(ctx.get_executor(), opts);
-    std::optional<exit_status> status;
-    child.async_wait([&status](error_code ec, exit_status s) {
-        if (!ec) status = s;
-    });
-    ctx.run_for(limit);
-    std::ifstream in(log_name, std::ios::binary);
-    std::ostringstream output;
-    output << in.rdbuf();
-    if (!status) {
-        child.kill_and_reap();
-        throw std::runtime_error(command + " did not finish in time: " + output.str());
-    }
-    if (!status->success())
-        throw std::runtime_error(command + " failed (" + status->to_string() + "): " + output.str());
-    return output.str();
+    auto [code, output] = run_to_end(program, std::move(args), limit);
+    if (code != 0)
+        throw std::runtime_error(command + " failed (exit " + std::to_string(code) + "): " + output);
+    return output;
 }
 
 namespace {

@@ -1,6 +1,9 @@
 #include "support/test_support.hpp"
 
+#include <vmrt/io/process.hpp>
+
 #include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -85,6 +88,33 @@ std::string read_file(const std::filesystem::path& file) {
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
+}
+
+std::pair<int, std::string> run_to_end(const std::filesystem::path& program, std::vector<std::string> args,
+                                       std::chrono::seconds limit) {
+    // The output goes to a private file of the run's temp area, removed before returning.
+    const temp_dir scratch;
+    const auto log = scratch / "output.log";
+    std::string command = program.string();
+    for (const auto& a : args) command += " " + a;
+    boost::asio::io_context ctx;
+    io::process_options opts;
+    opts.program = program;
+    opts.args = std::move(args);
+    opts.log_file = log;
+    auto child = io::process::spawn(ctx.get_executor(), opts);
+    std::optional<exit_status> status;
+    child.async_wait([&status](error_code ec, exit_status s) {
+        if (!ec) status = s;
+    });
+    ctx.run_for(limit);
+    auto output = read_file(log);
+    if (!status) {
+        child.kill_and_reap();
+        throw std::runtime_error(command + " did not finish within " + std::to_string(limit.count()) +
+                                 " s: " + output);
+    }
+    return {status->signaled ? -1 : status->code, std::move(output)};
 }
 
 }  // namespace vmrt::test

@@ -14,6 +14,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vmrt::test {
@@ -54,6 +55,12 @@ template <typename... Words>
 std::vector<std::string> strings(Words... words) {
     return {std::string(words)...};
 }
+
+/// Runs a program (argv, no shell) to its end with a time limit: (exit code, or -1 if a signal
+/// ended it; stdout and stderr together). A program still running at the limit is killed and
+/// reaped, and the call throws std::runtime_error.
+std::pair<int, std::string> run_to_end(const std::filesystem::path& program, std::vector<std::string> args,
+                                       std::chrono::seconds limit = std::chrono::seconds(120));
 
 /// Writes `contents` to `file` (creating or truncating it).
 void write_file(const std::filesystem::path& file, const std::string& contents);

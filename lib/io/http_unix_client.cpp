@@ -77,7 +77,8 @@ struct http_unix_client::impl {
 
     // One write and the reads of its response. Errors close the connection.
     asio::awaitable<http1::response> exchange(const std::string& request) {
-        if (socket.available() > 0) {
+        error_code probe;
+        if (socket.available(probe) > 0 && !probe) {
             std::array<char, 256> junk{};
             error_code ignored;
             const auto n = socket.read_some(asio::buffer(junk), ignored);
@@ -175,10 +176,7 @@ http_unix_client::~http_unix_client() { close(); }
 bool http_unix_client::is_open() const noexcept { return impl_ && impl_->socket.is_open(); }
 
 void http_unix_client::close() noexcept {
-    if (impl_) {
-        error_code ignored;
-        impl_->socket.close(ignored);
-    }
+    if (impl_) impl_->drop_connection();
 }
 
 asio::awaitable<http1::response>

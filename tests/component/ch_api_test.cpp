@@ -541,6 +541,61 @@ BOOST_AUTO_TEST_CASE(malformed_body_and_timeout_with_reconnect) {
     });
 }
 
+// --api-socket path=... (the mode with the start-up race, §10.1) and CLI mode (--kernel: CH
+// creates and boots the VM itself, §3.1).
+BOOST_AUTO_TEST_CASE(path_mode_and_cli_boot) {
+    run_coro([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        vmrt::test::temp_dir dir;
+        const auto sock = dir / "ch.sock";
+        vmrt::io::process_options opts;
+        opts.program = vmrt::test::helper_program("VMRT_FAKE_CLOUD_HYPERVISOR");
+        opts.args = vmrt::test::strings("--api-socket", "path=" + sock.string(), "--kernel", "/boot/vmlinuz",
+                                        "--cmdline", "console=ttyS0", "--cpus", "boot=2,max=4", "--memory",
+                                        "size=512M,shared=on", "--disk", "path=/images/root.img", "--console",
+                                        "off", "--serial", "file=" + (dir / "serial.log").string());
+        opts.log_file = dir / "ch.log";
+        auto proc = vmrt::io::process::spawn(ex, opts);
+        // Without a pre-bound socket the client must wait for the file (here: poll with a deadline).
+        asio::steady_timer t(ex);
+        for (int i = 0; i < 200 && !std::filesystem::exists(sock); ++i) {
+            t.expires_after(10ms);
+            co_await t.async_wait(asio::use_awaitable);
+        }
+        BOOST_TEST_REQUIRE(std::filesystem::exists(sock));
+        const bool private_socket = (std::filesystem::status(sock).permissions() &
+                                     std::filesystem::perms::group_all) == std::filesystem::perms::none;
+        BOOST_TEST(private_socket);  // umask 077 (§2.1)
+        ch::api_client api(vmrt::io::http_unix_client(ex, sock));
+        auto info = co_await api.vm_info();
+        BOOST_TEST((info.state == ch::vm_state::running));
+        BOOST_TEST(info.config.cpus.boot_vcpus == 2u);
+        BOOST_TEST(info.config.memory.size == 512ull << 20);
+        BOOST_TEST(info.config.memory.shared.value_or(false));
+        BOOST_TEST(info.config.serial->file.value_or("") == (dir / "serial.log").string());
+        // Shared memory: virtio-fs hotplug is accepted.
+        ch::fs_config share{"share", (dir / "virtiofsd.sock").string(), std::nullopt, std::nullopt,
+                            std::nullopt};
+        auto fs = co_await api.vm_add_fs(share);
+        BOOST_TEST_REQUIRE(fs.has_value());
+        BOOST_TEST(fs->id == "_fs0");
+
+        // A second CH on the same socket path is refused (the .lock flock, §2.1).
+        vmrt::io::process_options second = opts;
+        second.log_file = dir / "ch2.log";
+        auto other = vmrt::io::process::spawn(ex, second);
+        auto other_status = co_await wait_exit(other);
+        BOOST_TEST(other_status.code == 1);
+        BOOST_TEST(contains(vmrt::io::read_file_tail(dir / "ch2.log"), "API socket in use"));
+
+        co_await api.vmm_shutdown();
+        auto status = co_await wait_exit(proc);
+        BOOST_TEST(status.success());
+        BOOST_TEST(!std::filesystem::exists(sock));  // removed on a clean exit; the .lock stays (§2.1)
+        BOOST_TEST(std::filesystem::exists(dir / "ch.sock.lock"));
+    });
+}
+
 namespace {
 
 // The server end of a socketpair, scripted by a test: it sends whatever bytes it is told to,

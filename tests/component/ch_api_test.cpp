@@ -11,11 +11,14 @@
 #include <vmrt/io/process.hpp>
 #include <vmrt/io/with_timeout.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -430,8 +433,15 @@ BOOST_AUTO_TEST_CASE(snapshot_and_restore) {
         co_await api.vm_resume();
         auto info_9 = co_await api.vm_info();
         BOOST_TEST((info_9.state == ch::vm_state::running));
+        // resume:true leaves it running.
+        co_await api.vm_delete();
+        restore.resume = true;
+        co_await api.vm_restore(restore);
+        auto resumed = co_await api.vm_info();
+        BOOST_TEST((resumed.state == ch::vm_state::running));
         auto events = fake.events();
-        for (const char* e : {"vm/snapshotting", "vm/snapshotted", "vm/restoring", "vm/restored"})
+        for (const char* e :
+             {"vm/snapshotting", "vm/snapshotted", "vm/restoring", "vm/restored", "vm/resumed"})
             BOOST_TEST(contains(events, e), e);
     });
 }
@@ -791,6 +801,74 @@ BOOST_AUTO_TEST_CASE(older_ch_error_bodies_and_status_classes) {
             },
             asio::detached);
         co_await api.vmm_shutdown();
+    });
+}
+
+// CH accepts 10 connections; the 11th gets a canned 503 with Connection: close (§2.1).
+BOOST_AUTO_TEST_CASE(eleventh_connection_is_refused) {
+    run_coro([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_ch_process fake(ex);
+        std::vector<ch::api_client> clients;
+        for (int i = 0; i < 10; ++i) {
+            clients.push_back(fake.client(ex));
+            co_await clients.back().vmm_ping();  // accepted and served
+        }
+        socket_type extra(ex);
+        extra.connect(asio::local::stream_protocol::endpoint(fake.socket_path().string()));
+        std::string reply;
+        boost::system::error_code ec;
+        for (;;) {
+            char buf[512];
+            auto n = co_await extra.async_read_some(asio::buffer(buf),
+                                                    asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) break;
+            reply.append(buf, n);
+        }
+        BOOST_TEST((ec == asio::error::eof));
+        vmrt::io::http1::response_parser parser;
+        parser.feed(reply);
+        auto r = parser.next();
+        BOOST_TEST_REQUIRE(r.has_value());
+        BOOST_TEST(r->status == 503);
+        BOOST_TEST(*r->header("connection") == "close");
+        // Closing one of the ten frees a slot.
+        clients.front().http().close();
+        asio::steady_timer t(ex, 50ms);
+        co_await t.async_wait(asio::use_awaitable);
+        auto again = fake.client(ex);
+        auto ping = co_await again.vmm_ping();
+        BOOST_TEST(!ping.version.empty());
+    });
+}
+
+// Cancelling a call (running or still queued) is errc::cancelled, and the connection, whose
+// state is then unknown, is closed.
+BOOST_AUTO_TEST_CASE(cancelled_requests) {
+    run_coro([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        auto [end, peer] = make_pair(ex);
+        vmrt::io::http_unix_client http(std::move(end));
+        std::vector<vmrt::error_code> codes;
+        auto call = [&]() -> asio::awaitable<void> {
+            try {
+                co_await http.async_request("GET", "/api/v1/vm.info");
+                codes.emplace_back();
+            } catch (const vmrt::error& e) {
+                codes.push_back(e.code());
+            }
+        };
+        asio::cancellation_signal running, queued;
+        asio::co_spawn(ex, call(), asio::bind_cancellation_slot(running.slot(), asio::detached));
+        asio::co_spawn(ex, call(), asio::bind_cancellation_slot(queued.slot(), asio::detached));
+        co_await peer.read_request();  // the first is on the wire, the second waits for it
+        queued.emit(asio::cancellation_type::terminal);
+        running.emit(asio::cancellation_type::terminal);
+        asio::steady_timer t(ex, 50ms);
+        co_await t.async_wait(asio::use_awaitable);
+        BOOST_TEST_REQUIRE(codes.size() == 2u);
+        for (const auto& c : codes) BOOST_TEST((c == errc::cancelled), c.message());
+        BOOST_TEST(!http.is_open());
     });
 }
 

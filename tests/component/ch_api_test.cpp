@@ -842,6 +842,41 @@ BOOST_AUTO_TEST_CASE(eleventh_connection_is_refused) {
     });
 }
 
+// A client that half-closes after its request gets no reply: CH drops the connection (§2.2).
+BOOST_AUTO_TEST_CASE(half_close_loses_the_reply) {
+    run_coro([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_ch_process fake(ex, "slow=vm.boot:1000");
+        auto api = fake.client(ex);
+        auto config = small_vm();
+        co_await api.vm_create(config);
+        // While the double is busy in vm.boot (its one VMM thread blocks every connection), a
+        // second client sends a request and half-closes, so both are there when it reads.
+        bool booted = false;
+        auto boot = [&]() -> asio::awaitable<void> {
+            co_await api.vm_boot();
+            booted = true;
+        };
+        asio::co_spawn(ex, boot(), asio::detached);
+        asio::steady_timer t(ex, 200ms);
+        co_await t.async_wait(asio::use_awaitable);
+        socket_type raw(ex);
+        raw.connect(asio::local::stream_protocol::endpoint(fake.socket_path().string()));
+        const std::string request = vmrt::io::http1::encode_request("PUT", "/api/v1/vm.pause");
+        co_await asio::async_write(raw, asio::buffer(request), asio::use_awaitable);
+        raw.shutdown(socket_type::shutdown_send);
+        char buf[256];
+        boost::system::error_code ec;
+        auto n =
+            co_await raw.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        BOOST_TEST((ec == asio::error::eof));
+        BOOST_TEST(n == 0u);
+        auto info = co_await api.vm_info();  // queued behind the boot on this client
+        BOOST_TEST(booted);
+        BOOST_TEST((info.state == ch::vm_state::paused));  // the action ran; only its reply was lost
+    });
+}
+
 // Cancelling a call (running or still queued) is errc::cancelled, and the connection, whose
 // state is then unknown, is closed.
 BOOST_AUTO_TEST_CASE(cancelled_requests) {

@@ -218,6 +218,13 @@ void after_reply(fake_ch::follow_up next, asio::any_io_executor ex) {
     }
 }
 
+// A client that half-closed (shutdown(SHUT_WR)) after its request: micro_http sees READ_HANG_UP
+// and drops the connection with the pending response (§2.2). The action itself has run by then.
+bool peer_hung_up(int fd) {
+    char c;
+    return ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 asio::awaitable<void> serve_connection(stream_protocol::socket s) {
     std::string buf;
     boost::system::error_code ec;
@@ -330,6 +337,7 @@ asio::awaitable<void> serve_connection(stream_protocol::socket s) {
             [[maybe_unused]] auto n = ::write(s.native_handle(), bytes.data(), bytes.size() / 2);
             ::_exit(3);
         }
+        if (buf.empty() && peer_hung_up(s.native_handle())) break;  // the reply is thrown away (§2.2)
         co_await send(s, bytes);
         after_reply(next, s.get_executor());
     }

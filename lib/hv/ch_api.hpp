@@ -72,10 +72,10 @@ struct net_config {
 };
 
 struct fs_config {
-    std::string tag;
+    std::string tag;  ///< at most 36 characters (§3)
     std::string socket;
-    std::optional<unsigned> num_queues;
-    std::optional<unsigned> queue_size;
+    unsigned num_queues = 1;     ///< required by the OpenAPI FsConfig, so always sent; CH's default
+    unsigned queue_size = 1024;  ///< likewise
     std::optional<std::string> id;
 };
 

@@ -104,8 +104,8 @@ json::value to_json(const fs_config& c) {
     json::object o;
     o["tag"] = c.tag;
     o["socket"] = c.socket;
-    put(o, "num_queues", c.num_queues);
-    put(o, "queue_size", c.queue_size);
+    o["num_queues"] = c.num_queues;
+    o["queue_size"] = c.queue_size;
     put(o, "id", c.id);
     return o;
 }
@@ -192,8 +192,10 @@ vm_config vm_config_from_json(const json::value& v) {
         c.net.push_back({string_at(n, "tap"), string_at(n, "mac"), string_at(n, "id")});
     });
     each_object(o, "fs", [&](const json::object& f) {
-        fs_config fs{string_at(f, "tag").value_or(""), string_at(f, "socket").value_or(""), std::nullopt,
-                     std::nullopt, string_at(f, "id")};
+        fs_config fs;
+        fs.tag = string_at(f, "tag").value_or("");
+        fs.socket = string_at(f, "socket").value_or("");
+        fs.id = string_at(f, "id");
         if (auto n = uint_at(f, "num_queues")) fs.num_queues = static_cast<unsigned>(*n);
         if (auto n = uint_at(f, "queue_size")) fs.queue_size = static_cast<unsigned>(*n);
         c.fs.push_back(std::move(fs));

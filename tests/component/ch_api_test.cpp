@@ -378,8 +378,7 @@ BOOST_AUTO_TEST_CASE(counters_resize_and_hotplug) {
         auto nic_7 = co_await api.vm_add_net(nic);
         BOOST_TEST(nic_7->id == "_net1");
         // virtio-fs needs shared memory: a config error (400) found at hotplug.
-        ch::fs_config share{"share", (fake.dir() / "virtiofsd.sock").string(), std::nullopt, std::nullopt,
-                            std::nullopt};
+        ch::fs_config share{"share", (fake.dir() / "virtiofsd.sock").string(), 1, 1024, std::nullopt};
         auto fs_error = co_await expect_api_error([&]() { return api.vm_add_fs(share); });
         BOOST_TEST((fs_error->code() == errc::invalid_spec));
 
@@ -584,8 +583,7 @@ BOOST_AUTO_TEST_CASE(path_mode_and_cli_boot) {
         BOOST_TEST(info.config.memory.shared.value_or(false));
         BOOST_TEST(info.config.serial->file.value_or("") == (dir / "serial.log").string());
         // Shared memory: virtio-fs hotplug is accepted.
-        ch::fs_config share{"share", (dir / "virtiofsd.sock").string(), std::nullopt, std::nullopt,
-                            std::nullopt};
+        ch::fs_config share{"share", (dir / "virtiofsd.sock").string(), 1, 1024, std::nullopt};
         auto fs = co_await api.vm_add_fs(share);
         BOOST_TEST_REQUIRE(fs.has_value());
         BOOST_TEST(fs->id == "_fs0");

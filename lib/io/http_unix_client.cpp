@@ -194,8 +194,8 @@ http_unix_client::async_request(std::string method, std::string target, std::opt
     lock_release release{self.get()};
 
     co_await self->ensure_connected();
-    asio::steady_timer timer(co_await asio::this_coro::executor,
-                             timeout.value_or(self->opts.request_timeout));
+    auto ex = co_await asio::this_coro::executor;  // not inside the constructor call (GCC 12)
+    asio::steady_timer timer(ex, timeout.value_or(self->opts.request_timeout));
     std::variant<exchange_outcome, std::monostate> raced;
     try {
         raced = co_await (guarded_exchange(self, request) || timer.async_wait(asio::use_awaitable));

@@ -485,6 +485,34 @@ BOOST_AUTO_TEST_CASE(wrong_method_and_unknown_path) {
         auto bad_json = co_await api.http().async_request("PUT", "/api/v1/vm.create", std::string("{nope"));
         BOOST_TEST(bad_json.status == 400);
         BOOST_TEST(ch::parse_error_chain(bad_json.body).at(0) == "Failed to deserialize JSON");
+        auto no_body = co_await api.http().async_request("PUT", "/api/v1/vm.create");
+        BOOST_TEST(no_body.status == 400);
+        BOOST_TEST(no_body.body.empty());
+        // A config with only a payload: CH's defaults appear in vm.info.
+        const std::string minimal_config = R"({"payload":{"kernel":"/k"}})";
+        auto minimal = co_await api.http().async_request("PUT", "/api/v1/vm.create", minimal_config);
+        BOOST_TEST(minimal.status == 204);
+        auto info = co_await api.vm_info();
+        BOOST_TEST(info.config.cpus.boot_vcpus == 1u);
+        BOOST_TEST(info.config.memory.size == 512ull << 20);
+
+        // Absolute-form URI, no Host header, as micro_http allows (§2.1); read with the codec.
+        socket_type raw(ex);
+        raw.connect(asio::local::stream_protocol::endpoint(fake.socket_path().string()));
+        const std::string request = "GET http://localhost/api/v1/vmm.ping HTTP/1.1\r\n\r\n";
+        co_await asio::async_write(raw, asio::buffer(request), asio::use_awaitable);
+        vmrt::io::http1::response_parser parser;
+        std::optional<vmrt::io::http1::response> pong;
+        while (!pong) {
+            char buf[512];
+            auto n = co_await raw.async_read_some(asio::buffer(buf), asio::use_awaitable);
+            parser.feed(std::string_view(buf, n));
+            pong = parser.next();
+        }
+        BOOST_TEST(pong->status == 200);
+        BOOST_TEST(pong->reason.empty());
+        BOOST_TEST(*pong->header("Server") == "Cloud Hypervisor API");
+        BOOST_TEST(*pong->header("Connection") == "keep-alive");
     });
 }
 

@@ -327,7 +327,13 @@ asio::awaitable<void> serve_connection(stream_protocol::socket s) {
                 std::chrono::milliseconds(slow->second));  // blocks everything, like CH
         if (endpoint == f.crash_on) ::_exit(3);
         fake_ch::follow_up next{};
-        auto r = proc->vmm->handle(method, endpoint, body, next);
+        fake_ch::reply r;
+        try {
+            r = proc->vmm->handle(method, endpoint, body, next);
+        } catch (const std::exception& e) {  // a gap in the double: say so instead of hanging the client
+            r.status = 500;
+            r.body = json::serialize(json::array{"vmrt-fake-cloud-hypervisor internal error", e.what()});
+        }
         if (endpoint == f.malformed_body) {
             r.status = 200;
             r.body = "{\"state\": Runn";

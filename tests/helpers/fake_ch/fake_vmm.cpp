@@ -299,6 +299,11 @@ reply vmm::handle(const std::string& method, const std::string& endpoint, const 
         auto config = parse_object(body, bad);
         if (!config) return bad;
         if (config_) return error(500, "The VM could not be created", already_created);
+        // serde fills the defaults of absent sections (§3: one vCPU, 512 MiB), and vm.info shows them.
+        if (!config->contains("cpus")) (*config)["cpus"] = json::object{{"boot_vcpus", 1}, {"max_vcpus", 1}};
+        if (!config->contains("memory")) (*config)["memory"] = json::object{{"size", 512u << 20}};
+        if (!(*config)["cpus"].is_object() || !(*config)["memory"].is_object())
+            return {400, error_body({"Failed to deserialize JSON", "cpus and memory must be objects"})};
         config_ = std::move(*config);  // not validated until boot (§1.3)
         return {204, std::nullopt};
     }

@@ -169,7 +169,7 @@ void vm_actor::finish(const exit_status& status) {
                        : status.success() ? stop_outcome::clean
                                           : stop_outcome::crashed;
         std::string reason = kill_requested_ ? "killed"
-                             : signalled_    ? "stop escalated to signals"
+                             : signalled_    ? "stop forced (the guest did not power off in time)"
                                              : "guest powered off";
         set_state(state::stopped{outcome, status}, reason + " (" + status.to_string() + ")");
     } else if (status.success()) {
@@ -300,6 +300,13 @@ asio::awaitable<stop_outcome> vm_actor::stop(duration deadline) {
         if (!exited_) note(std::string("power button not delivered (") + e.what() + "): terminating the VMM");
     }
     if (delivered && co_await wait_for_exit(deadline)) co_return final_outcome();
+    if (!exited_) {
+        // The VMM's own hard stop (CH: vmm.shutdown) comes before signals: the VMM ends the VM in
+        // order (devices flushed, sockets removed). Backends without one go straight to SIGTERM.
+        signalled_ = true;
+        if (co_await inst->request_vmm_exit() && co_await wait_for_exit(opts_.term_grace))
+            co_return final_outcome();
+    }
     if (!exited_) {
         note("guest did not power off in time: sending SIGTERM to the VMM");
         signalled_ = true;

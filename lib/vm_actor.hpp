@@ -82,6 +82,15 @@ public:
     /// Balloon resize; returns the size the guest reports.
     boost::asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib);
     boost::asio::awaitable<std::uint32_t> resize_vcpus(std::uint32_t count);
+    boost::asio::awaitable<std::uint64_t> resize_memory(std::uint64_t mib);
+
+    // Devices (vm_actor_devices.cpp); see vm_manager::async_add_disk and friends.
+    boost::asio::awaitable<plugged_device> add_disk(disk_spec disk);
+    boost::asio::awaitable<plugged_device> add_network(nic_spec nic);
+    boost::asio::awaitable<plugged_device> add_shared_dir(shared_dir_spec dir);
+    boost::asio::awaitable<std::string> remove_device(std::string id);
+    boost::asio::awaitable<device_counters> counters();
+    boost::asio::awaitable<boost::asio::local::stream_protocol::socket> vsock_connect(std::uint32_t port);
 
     /// Before start(): switch ports the VM's NICs use (kept until the VM ends).
     void attach(std::shared_ptr<nic_attachments> nics) { nics_ = std::move(nics); }
@@ -99,6 +108,11 @@ private:
     boost::asio::awaitable<bool> wait_while_starting(duration limit);
 
     void on_serial_event(const io::serial_event& ev);
+    /// The instance of a running (or paused, if `paused_ok`) VM, or errc::invalid_state naming `what`.
+    std::shared_ptr<vm_instance> running_instance(const char* what, bool paused_ok = false) const;
+    /// Refuses a device the spec could not have held: validate_spec and the driver's check_spec on
+    /// the spec with the device added, reporting only problems of that device (`field`).
+    void check_added_device(const vm_spec& with_device, const std::string& field) const;
     void finish(const exit_status& status);
     void set_state(vm_state s, std::string reason);
     void note(std::string text);

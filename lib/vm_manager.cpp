@@ -1,6 +1,8 @@
 #include "hv/fake_driver.hpp"
+#include "hv/ch_driver.hpp"
 #include "hv/qemu_driver.hpp"
 #include "vm_actor.hpp"
+#include "vm_manager_ops.hpp"
 
 #include <vmrt/io/with_timeout.hpp>
 #include <vmrt/vm_manager.hpp>
@@ -22,6 +24,8 @@ namespace vmrt {
 
 namespace asio = boost::asio;
 using std::chrono::steady_clock;
+using detail::immediate;
+using detail::run_vm_op;
 
 error_code detail::exception_to_error(std::exception_ptr e) noexcept {
     try {
@@ -53,6 +57,7 @@ vm_manager::vm_manager(executor_type ex, manager_options opts)
     if (auto guest = hv::find_fake_guest_program())
         drivers_[backend_kind::fake] = hv::make_fake_driver(*guest);
     if (hv::find_qemu()) drivers_[backend_kind::qemu] = hv::make_qemu_driver();
+    if (hv::find_cloud_hypervisor()) drivers_[backend_kind::cloud_hypervisor] = hv::make_cloud_hypervisor_driver();
 }
 
 vm_manager::~vm_manager() {
@@ -136,33 +141,6 @@ io::subscription<vm_event> vm_manager::subscribe(executor_type ex) const {
     return shared_->channel.subscribe(std::move(ex));
 }
 
-namespace {
-
-template <typename T>
-asio::awaitable<std::pair<error_code, T>> immediate(error_code ec, T value) {
-    co_return std::pair{ec, std::move(value)};
-}
-
-// Runs `op(actor)` (an awaitable<T>) on the actor's strand; the coroutine owns the actor, so the
-// VM's state outlives the operation even if the VM is removed meanwhile.
-template <typename T, typename Op>
-asio::awaitable<std::pair<error_code, T>> on_actor(std::shared_ptr<detail::vm_actor> actor, Op op) {
-    co_return std::pair{error_code{}, co_await op(*actor)};
-}
-
-// The common shape of the per-VM operations: not_found for an unknown name, else the operation
-// on the VM's strand.
-template <typename T, typename Op>
-void run_vm_op(asio::any_io_executor ex, std::shared_ptr<detail::vm_actor> actor, T not_found_value,
-               asio::any_completion_handler<void(error_code, T)> h, Op op) {
-    if (!actor)
-        return detail::run_op<T>(ex, immediate(make_error_code(errc::not_found), std::move(not_found_value)),
-                                 std::move(h));
-    auto strand = actor->strand();
-    detail::run_op<T>(strand, on_actor<T>(std::move(actor), std::move(op)), std::move(h));
-}
-
-}  // namespace
 
 void vm_manager::start_impl(vm_spec spec, info_handler h) {
     start_vm(std::move(spec), {}, std::nullopt, std::move(h));

@@ -13,6 +13,7 @@
 //   cpus                integer                1
 //   max_cpus            integer                (none: cpus)
 //   memory_mib          integer                512
+//   max_memory_mib      integer                (none: memory_mib)
 //   balloon             {initial_mib: integer, deflate_on_oom: bool, free_page_reporting: bool}
 //   root_disk           disk
 //   data_disks          [disk, ...]
@@ -396,7 +397,7 @@ vm_spec read_spec(const json::value& document, const fs::path& base_dir) {
     const object_reader top(field{document, ""}, {"name",       "namespace",  "backend",
                                                   "boot",       "kernel",     "initramfs",
                                                   "cmdline",    "firmware",   "efi_variable_store",
-                                                  "cpus",       "max_cpus",   "memory_mib",
+                                                  "cpus",       "max_cpus",   "memory_mib", "max_memory_mib",
                                                   "balloon",    "root_disk",  "data_disks",
                                                   "seed_iso",   "networks",   "shared_dirs",
                                                   "vsock",      "serial_log", "netns",
@@ -417,6 +418,7 @@ vm_spec read_spec(const json::value& document, const fs::path& base_dir) {
     if (auto v = top.get("cpus")) spec.cpus = read_uint32(*v);
     if (auto v = top.get("max_cpus")) spec.max_cpus = read_uint32(*v);
     if (auto v = top.get("memory_mib")) spec.memory_mib = read_uint(*v, UINT64_MAX);
+    if (auto v = top.get("max_memory_mib")) spec.max_memory_mib = read_uint(*v, UINT64_MAX);
     if (auto v = top.get("balloon")) spec.balloon = read_balloon(*v);
     if (auto v = top.get("root_disk")) spec.root_disk = read_disk(*v, base_dir);
     if (auto v = top.get("data_disks"))

@@ -60,6 +60,7 @@ json::object spec_to_object(const vm_spec& spec) {
     if (spec.efi_variable_store) o["efi_variable_store"] = path_value(*spec.efi_variable_store);
     o["cpus"] = spec.cpus;
     if (spec.max_cpus) o["max_cpus"] = *spec.max_cpus;
+    if (spec.max_memory_mib) o["max_memory_mib"] = *spec.max_memory_mib;
     o["memory_mib"] = spec.memory_mib;
     if (spec.balloon)
         o["balloon"] = json::object{{"initial_mib", spec.balloon->initial_mib},

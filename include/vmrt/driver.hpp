@@ -9,6 +9,7 @@
 #pragma once
 
 #include <vmrt/capabilities.hpp>
+#include <vmrt/devices.hpp>
 #include <vmrt/error.hpp>
 #include <vmrt/io/process.hpp>
 #include <vmrt/vm_spec.hpp>
@@ -16,6 +17,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 
 #include <cstdint>
 #include <filesystem>
@@ -49,6 +51,11 @@ public:
     /// delivered, not when the guest is off (wait_exit tells that).
     virtual boost::asio::awaitable<void> request_powerdown() = 0;
 
+    /// Asks the VMM, through its own API, to end the VM at once (the guest is not consulted):
+    /// the step between a power-button timeout and SIGTERM. Returns true once asked, false (the
+    /// default) for a backend without such a request, or if the request could not be delivered.
+    virtual boost::asio::awaitable<bool> request_vmm_exit();
+
     /// Asks the VMM process to exit (SIGTERM): the guest is not consulted.
     virtual void terminate() = 0;
     /// Ends the VM at once (SIGKILL to the VMM and its helpers).
@@ -71,6 +78,23 @@ public:
     /// directory); the VM stays paused. Disks are not copied: restore needs them unchanged.
     /// Default: throws errc::unsupported.
     virtual boost::asio::awaitable<void> save_snapshot(const std::filesystem::path& dir);
+
+    /// Grows (or, where the VMM can, shrinks) the guest's RAM to `mib` (at most spec.max_memory_mib);
+    /// completes with the size the VMM reports. Default: throws errc::unsupported.
+    virtual boost::asio::awaitable<std::uint64_t> resize_memory(std::uint64_t mib);
+
+    /// Hotplug into the running VM; the device lasts until the VM stops (the spec is unchanged).
+    /// Defaults: throw errc::unsupported.
+    virtual boost::asio::awaitable<plugged_device> add_disk(const disk_spec& disk);
+    virtual boost::asio::awaitable<plugged_device> add_network(const nic_spec& nic);
+    virtual boost::asio::awaitable<plugged_device> add_shared_dir(const shared_dir_spec& dir);
+    /// Unplugs a device by the id the VMM gave it (boot-time ids are backend-specific: "disk1").
+    virtual boost::asio::awaitable<void> remove_device(const std::string& id);
+    /// The VMM's per-device counters. Default: throws errc::unsupported.
+    virtual boost::asio::awaitable<device_counters> counters();
+
+    /// Opens a stream to a port the guest listens on (vsock). Default: throws errc::unsupported.
+    virtual boost::asio::awaitable<boost::asio::local::stream_protocol::socket> vsock_connect(std::uint32_t port);
 
     /// The VMM process, for backends that run one (identity = pid + start time).
     virtual std::optional<io::process_identity> vmm_identity() const { return std::nullopt; }

@@ -156,6 +156,64 @@ public:
             token, std::move(name), count);
     }
 
+    /// Grows (or, where the VMM can, shrinks) a running VM's RAM to `mib`, between memory_mib and
+    /// spec.max_memory_mib. Completes with the RAM size the VMM reports. errc::unsupported for a
+    /// backend that cannot. Signature: void(error_code, std::uint64_t).
+    template <typename CompletionToken>
+    auto async_resize_memory(std::string name, std::uint64_t mib, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, std::uint64_t)>(
+            [this](auto h, std::string n, std::uint64_t m) { memory_impl(std::move(n), m, std::move(h)); }, token,
+            std::move(name), mib);
+    }
+
+    /// Hot-plugs a disk, a NIC or a shared directory into a running VM (validated like the spec's
+    /// own). The device lasts until the VM stops; the spec is not changed. Completes with the
+    /// device, whose id async_remove_device takes. Signature: void(error_code, plugged_device).
+    template <typename CompletionToken>
+    auto async_add_disk(std::string name, disk_spec disk, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, plugged_device)>(
+            [this](auto h, std::string n, disk_spec d) { add_disk_impl(std::move(n), std::move(d), std::move(h)); },
+            token, std::move(name), std::move(disk));
+    }
+    template <typename CompletionToken>
+    auto async_add_network(std::string name, nic_spec nic, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, plugged_device)>(
+            [this](auto h, std::string n, nic_spec d) { add_nic_impl(std::move(n), std::move(d), std::move(h)); },
+            token, std::move(name), std::move(nic));
+    }
+    template <typename CompletionToken>
+    auto async_add_shared_dir(std::string name, shared_dir_spec dir, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, plugged_device)>(
+            [this](auto h, std::string n, shared_dir_spec d) {
+                add_share_impl(std::move(n), std::move(d), std::move(h));
+            },
+            token, std::move(name), std::move(dir));
+    }
+    /// Unplugs a device (boot-time or hot-plugged) by its id; completes with that id once the VMM
+    /// has accepted the removal. Signature: void(error_code, std::string).
+    template <typename CompletionToken>
+    auto async_remove_device(std::string name, std::string id, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, std::string)>(
+            [this](auto h, std::string n, std::string i) { remove_device_impl(std::move(n), std::move(i), std::move(h)); },
+            token, std::move(name), std::move(id));
+    }
+    /// The VMM's per-device counters (bytes and operations per disk and NIC).
+    /// Signature: void(error_code, device_counters).
+    template <typename CompletionToken>
+    auto async_counters(std::string name, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, device_counters)>(
+            [this](auto h, std::string n) { counters_impl(std::move(n), std::move(h)); }, token, std::move(name));
+    }
+    /// Opens a stream to `port` of a running VM's guest over vsock (it must listen there). The
+    /// socket uses the manager's executor. Signature: void(error_code, stream_protocol::socket).
+    template <typename CompletionToken>
+    auto async_vsock_connect(std::string name, std::uint32_t port, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken,
+                                           void(error_code, boost::asio::local::stream_protocol::socket)>(
+            [this](auto h, std::string n, std::uint32_t p) { vsock_impl(std::move(n), p, std::move(h)); }, token,
+            std::move(name), port);
+    }
+
     /// Pauses the VM and saves its machine state, with its spec, into `dir` (created if needed,
     /// must be empty); the VM stays paused (resume, stop or kill it next). Disks are not copied:
     /// a restore needs them unchanged. Signature: void(error_code, vm_state).
@@ -239,6 +297,17 @@ private:
     void vcpus_impl(std::string name, std::uint32_t count,
                     boost::asio::any_completion_handler<void(error_code, std::uint32_t)> h);
     void pause_impl(std::string name, bool pause, state_handler h);
+    using device_handler = boost::asio::any_completion_handler<void(error_code, plugged_device)>;
+    void memory_impl(std::string name, std::uint64_t mib,
+                     boost::asio::any_completion_handler<void(error_code, std::uint64_t)> h);
+    void add_disk_impl(std::string name, disk_spec disk, device_handler h);
+    void add_nic_impl(std::string name, nic_spec nic, device_handler h);
+    void add_share_impl(std::string name, shared_dir_spec dir, device_handler h);
+    void remove_device_impl(std::string name, std::string id,
+                            boost::asio::any_completion_handler<void(error_code, std::string)> h);
+    void counters_impl(std::string name, boost::asio::any_completion_handler<void(error_code, device_counters)> h);
+    void vsock_impl(std::string name, std::uint32_t port,
+                    boost::asio::any_completion_handler<void(error_code, boost::asio::local::stream_protocol::socket)> h);
     void wait_ready_impl(std::vector<std::string> names, std::chrono::steady_clock::duration deadline,
                          infos_handler h);
     void shutdown_impl(std::chrono::steady_clock::duration deadline, count_handler h);

@@ -103,6 +103,8 @@ struct vm_spec {
     /// vCPUs the VM can grow to at runtime (CPU hotplug); unset: `cpus`, no hotplug.
     std::optional<std::uint32_t> max_cpus;
     std::uint64_t memory_mib = 512;
+    /// Memory the VM can grow to at runtime (memory hotplug); unset: memory_mib, no hotplug.
+    std::optional<std::uint64_t> max_memory_mib;
     std::optional<balloon_spec> balloon;
 
     std::optional<disk_spec> root_disk;

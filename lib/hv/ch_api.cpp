@@ -42,9 +42,10 @@ api_client::api_client(io::http_unix_client http) : http_(std::move(http)) {}
 
 awaitable<io::http1::response> api_client::call(const char* method, const char* endpoint,
                                                 std::optional<std::string> body,
-                                                std::optional<std::chrono::steady_clock::duration> timeout) {
+                                                std::optional<std::chrono::steady_clock::duration> timeout,
+                                                std::vector<int> fds) {
     std::string target = std::string("/api/v1/") + endpoint;
-    auto r = co_await http_.async_request(method, std::move(target), std::move(body), timeout);
+    auto r = co_await http_.async_request(method, std::move(target), std::move(body), timeout, std::move(fds));
     if (r.status < 200 || r.status > 299) throw api_error(endpoint, r.status, parse_error_chain(r.body));
     co_return r;
 }
@@ -159,8 +160,9 @@ awaitable<void> api_client::vm_resize_zone(std::string zone_id, std::uint64_t de
     co_await action("vm.resize-zone", body_of(o));
 }
 
-awaitable<std::optional<pci_device_info>> api_client::add_device(const char* endpoint, std::string body) {
-    auto r = co_await call("PUT", endpoint, std::move(body), std::nullopt);
+awaitable<std::optional<pci_device_info>> api_client::add_device(const char* endpoint, std::string body,
+                                                                 std::vector<int> fds) {
+    auto r = co_await call("PUT", endpoint, std::move(body), std::nullopt, std::move(fds));
     if (r.status == 204) co_return std::nullopt;  // cold: only the config was edited
     auto v = parse_body(endpoint, r);
     const auto* o = v.if_object();
@@ -177,8 +179,8 @@ awaitable<std::optional<pci_device_info>> api_client::vm_add_disk(disk_config di
 awaitable<std::optional<pci_device_info>> api_client::vm_add_fs(fs_config fs) {
     co_return co_await add_device("vm.add-fs", body_of(to_json(fs)));
 }
-awaitable<std::optional<pci_device_info>> api_client::vm_add_net(net_config net) {
-    co_return co_await add_device("vm.add-net", body_of(to_json(net)));
+awaitable<std::optional<pci_device_info>> api_client::vm_add_net(net_config net, std::vector<int> fds) {
+    co_return co_await add_device("vm.add-net", body_of(to_json(net)), std::move(fds));
 }
 awaitable<std::optional<pci_device_info>> api_client::vm_add_pmem(pmem_config pmem) {
     co_return co_await add_device("vm.add-pmem", body_of(to_json(pmem)));

@@ -62,6 +62,7 @@ struct payload_config {
 struct disk_config {
     std::string path;
     std::optional<bool> readonly;
+    std::optional<bool> direct;  ///< O_DIRECT: no host page cache
     std::optional<std::string> id;
 };
 
@@ -69,6 +70,10 @@ struct net_config {
     std::optional<std::string> tap;
     std::optional<std::string> mac;
     std::optional<std::string> id;
+    std::optional<unsigned> num_queues;
+    /// Open TAP fds (command line `fd=[..]` only: over the API they travel by SCM_RIGHTS and CH
+    /// ignores numbers in the JSON, §1.3). CH wants num_queues == 2 * fds.size().
+    std::vector<int> fds;
 };
 
 struct fs_config {
@@ -227,7 +232,8 @@ public:
     /// edits the config and answers 204, §1.3).
     boost::asio::awaitable<std::optional<pci_device_info>> vm_add_disk(disk_config disk);
     boost::asio::awaitable<std::optional<pci_device_info>> vm_add_fs(fs_config fs);
-    boost::asio::awaitable<std::optional<pci_device_info>> vm_add_net(net_config net);
+    /// `fds`: the TAP fds of the NIC, passed by SCM_RIGHTS (CH ignores fd numbers in the JSON, §1.3).
+    boost::asio::awaitable<std::optional<pci_device_info>> vm_add_net(net_config net, std::vector<int> fds = {});
     boost::asio::awaitable<std::optional<pci_device_info>> vm_add_pmem(pmem_config pmem);
     boost::asio::awaitable<std::optional<pci_device_info>> vm_add_vsock(vsock_config vsock);
     boost::asio::awaitable<void> vm_remove_device(std::string id);
@@ -237,9 +243,10 @@ public:
 private:
     boost::asio::awaitable<io::http1::response>
     call(const char* method, const char* endpoint, std::optional<std::string> body,
-         std::optional<std::chrono::steady_clock::duration> timeout);
+         std::optional<std::chrono::steady_clock::duration> timeout, std::vector<int> fds = {});
     boost::asio::awaitable<void> action(const char* endpoint, std::optional<std::string> body = std::nullopt);
-    boost::asio::awaitable<std::optional<pci_device_info>> add_device(const char* endpoint, std::string body);
+    boost::asio::awaitable<std::optional<pci_device_info>> add_device(const char* endpoint, std::string body,
+                                                                      std::vector<int> fds = {});
 
     io::http_unix_client http_;
 };

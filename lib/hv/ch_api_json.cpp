@@ -88,6 +88,7 @@ json::value to_json(const disk_config& c) {
     json::object o;
     o["path"] = c.path;
     put(o, "readonly", c.readonly);
+    put(o, "direct", c.direct);
     put(o, "id", c.id);
     return o;
 }
@@ -97,6 +98,7 @@ json::value to_json(const net_config& c) {
     put(o, "tap", c.tap);
     put(o, "mac", c.mac);
     put(o, "id", c.id);
+    put(o, "num_queues", c.num_queues);
     return o;
 }
 
@@ -186,10 +188,19 @@ vm_config vm_config_from_json(const json::value& v) {
         c.payload.cmdline = string_at(*payload, "cmdline");
     }
     each_object(o, "disks", [&](const json::object& d) {
-        c.disks.push_back({string_at(d, "path").value_or(""), bool_at(d, "readonly"), string_at(d, "id")});
+        disk_config disk;
+        disk.path = string_at(d, "path").value_or("");
+        disk.readonly = bool_at(d, "readonly");
+        disk.direct = bool_at(d, "direct");
+        disk.id = string_at(d, "id");
+        c.disks.push_back(std::move(disk));
     });
     each_object(o, "net", [&](const json::object& n) {
-        c.net.push_back({string_at(n, "tap"), string_at(n, "mac"), string_at(n, "id")});
+        net_config net;
+        net.tap = string_at(n, "tap");
+        net.mac = string_at(n, "mac");
+        net.id = string_at(n, "id");
+        c.net.push_back(std::move(net));
     });
     each_object(o, "fs", [&](const json::object& f) {
         fs_config fs;

@@ -5,6 +5,7 @@
 #include "hv/qemu_instance.hpp"
 #include "hv/qemu_migration.hpp"
 #include "hv/qmp_client.hpp"
+#include "io/unix_listener.hpp"
 
 #include <vmrt/io/atomic_file.hpp>
 #include <vmrt/io/unique_fd.hpp>
@@ -42,19 +43,11 @@ using io::unique_fd;
 error_code last_error() { return {errno, boost::system::system_category()}; }
 
 // A listening Unix socket bound to `path`, handed to a child (virtiofsd --fd, QEMU's control
-// chardev): the socket exists before the child starts, so its peer can connect at once, with no
-// wait for the child to create it.
+// chardev): its peer can connect at once, with no wait for the child to create it.
 unique_fd listen_unix(const std::filesystem::path& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.native().size() >= sizeof addr.sun_path) fail("socket path too long: " + path.string());
-    std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
-    unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (fd.get() < 0) fail("socket: " + last_error().message());
-    ::unlink(path.c_str());  // a stale socket of an earlier run of this VM
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 1) != 0)
-        fail("cannot listen on " + path.string() + ": " + last_error().message());
-    return fd;
+    auto fd = io::listen_unix(path, 1);
+    if (!fd) fail("cannot listen on " + path.string() + ": " + fd.error().message());
+    return std::move(*fd);
 }
 
 // Turns QMP events into manager notes (the state machine itself follows the process and the
@@ -247,6 +240,9 @@ public:
     std::optional<spec_error> check_spec(const vm_spec& s) const override {
         if (s.rosetta)
             return spec_error{"rosetta", "Rosetta exists only on Apple silicon (apple-vz backend)"};
+        if (s.max_memory_mib && *s.max_memory_mib != s.memory_mib)
+            return spec_error{"max_memory_mib", "memory hotplug is not implemented for QEMU by vmrt "
+                                                "(the cloud-hypervisor backend has it)"};
         if (s.vsock && !std::filesystem::exists("/dev/vhost-vsock"))
             return spec_error{"vsock", "QEMU needs /dev/vhost-vsock for vsock, and this host has none; "
                                        "use \"control_channel\" for a host <-> guest stream"};

@@ -11,6 +11,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+
+#include <cstring>
+
 #include <array>
 #include <exception>
 #include <variant>
@@ -76,7 +80,36 @@ struct http_unix_client::impl {
     }
 
     // One write and the reads of its response. Errors close the connection.
-    asio::awaitable<http1::response> exchange(const std::string& request) {
+    // Sends the request's first bytes with `fds` attached (SCM_RIGHTS); returns how many bytes went.
+    asio::awaitable<std::size_t> send_with_fds(const std::string& request, const std::vector<int>& fds) {
+        std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()), 0);
+        for (;;) {
+            iovec iov{const_cast<char*>(request.data()), request.size()};
+            msghdr msg{};
+            msg.msg_iov = &iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.data();
+            msg.msg_controllen = control.size();
+            cmsghdr* c = CMSG_FIRSTHDR(&msg);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+            std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+            const auto n = ::sendmsg(socket.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n >= 0) co_return static_cast<std::size_t>(n);
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                error_code ec(errno, boost::system::system_category());
+                if (is_disconnect(ec)) peer_gone(ec, "before the request was sent");
+                drop_connection();
+                throw vmrt::error(ec, {.message = "HTTP sendmsg failed" + where() + ": " + ec.message()});
+            }
+            error_code ec;
+            co_await socket.async_wait(socket_type::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+            if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
+        }
+    }
+
+    asio::awaitable<http1::response> exchange(const std::string& request, const std::vector<int>& fds) {
         error_code probe;
         if (socket.available(probe) > 0 && !probe) {
             std::array<char, 256> junk{};
@@ -88,7 +121,8 @@ struct http_unix_client::impl {
                                           http1::printable_excerpt(std::string_view(junk.data(), n)) + "\""});
         }
         error_code ec;
-        co_await asio::async_write(socket, asio::buffer(request),
+        const std::size_t sent = fds.empty() ? 0 : co_await send_with_fds(request, fds);
+        co_await asio::async_write(socket, asio::buffer(request.data() + sent, request.size() - sent),
                                    asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
             if (is_disconnect(ec)) peer_gone(ec, "before the request was sent");
@@ -135,10 +169,10 @@ struct exchange_outcome {
 };
 
 asio::awaitable<exchange_outcome> guarded_exchange(std::shared_ptr<http_unix_client::impl> self,
-                                                   const std::string& request) {
+                                                   const std::string& request, const std::vector<int>& fds) {
     exchange_outcome out;
     try {
-        out.response = co_await self->exchange(request);
+        out.response = co_await self->exchange(request, fds);
     } catch (...) {
         out.error = std::current_exception();
     }
@@ -181,7 +215,8 @@ void http_unix_client::close() noexcept {
 
 asio::awaitable<http1::response>
 http_unix_client::async_request(std::string method, std::string target, std::optional<std::string> json_body,
-                                std::optional<std::chrono::steady_clock::duration> timeout) {
+                                std::optional<std::chrono::steady_clock::duration> timeout,
+                                std::vector<int> fds) {
     auto self = impl_;  // keeps the state alive even if the client object is destroyed meanwhile
     if (!self) throw vmrt::error(errc::invalid_state, {.message = "HTTP client was moved from"});
     const std::string request = http1::encode_request(method, target, json_body);
@@ -198,7 +233,7 @@ http_unix_client::async_request(std::string method, std::string target, std::opt
     asio::steady_timer timer(ex, timeout.value_or(self->opts.request_timeout));
     std::variant<exchange_outcome, std::monostate> raced;
     try {
-        raced = co_await (guarded_exchange(self, request) || timer.async_wait(asio::use_awaitable));
+        raced = co_await (guarded_exchange(self, request, fds) || timer.async_wait(asio::use_awaitable));
     } catch (const boost::system::system_error&) {
         // Both branches failed: the caller cancelled the call.
         self->drop_connection();

@@ -39,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace vmrt::io {
 
@@ -67,9 +68,12 @@ public:
 
     /// Sends one request and reads its response. `timeout` overrides options::request_timeout
     /// (vm.boot may legitimately block for 60 s: reference §10.7).
+    /// `fds`: file descriptors passed to the peer with the request's first bytes (SCM_RIGHTS),
+    /// as CH's vm.add-net wants TAP fds (reference §1.3, §2.4); they stay open here.
     boost::asio::awaitable<http1::response>
     async_request(std::string method, std::string target, std::optional<std::string> json_body = std::nullopt,
-                  std::optional<std::chrono::steady_clock::duration> timeout = std::nullopt);
+                  std::optional<std::chrono::steady_clock::duration> timeout = std::nullopt,
+                  std::vector<int> fds = {});
 
     /// True while a connection is open.
     bool is_open() const noexcept;

@@ -363,7 +363,7 @@ BOOST_AUTO_TEST_CASE(counters_resize_and_hotplug) {
         BOOST_TEST(no_zone->status() == 500);
 
         // Hot: 200 with PciDeviceInfo.
-        ch::disk_config scratch{"/images/scratch.img", std::nullopt, std::string("scratch")};
+        ch::disk_config scratch{.path = "/images/scratch.img", .id = std::string("scratch")};
         auto hot = co_await api.vm_add_disk(scratch);
         BOOST_TEST_REQUIRE(hot.has_value());
         BOOST_TEST(hot->id == "scratch");

@@ -7,7 +7,11 @@
 // path=P (bare value = path; a `<P>.lock` flock, stale-socket unlink and umask 077 as in v53+,
 // §2.1); --event-monitor fd=N or path=P (pretty JSON events followed by a blank line, §7);
 // --no-shutdown; with --kernel (or --firmware) it creates and boots the VM from the command line
-// (§3.1; the double reads only unquoted key=value lists). Other VM flags are accepted and ignored.
+// (§3.1), parsing key=value lists as CH's OptionParser does (quotes, [brackets]); `--net fd=[..]`
+// takes inherited TAP fds (num_queues must be twice their count); `--restore source_url=..,
+// resume=true` restores as vm.restore does. Other VM flags are accepted and ignored. fds passed
+// with a request (SCM_RIGHTS) are taken by vm.add-net, which records them and the TAP's name.
+// The serial console (File mode) gets a kernel banner at boot and a `VMRS_READY` line after it.
 // Exit: 0 after vmm.shutdown, SIGTERM/SIGINT or a guest power-off (§3.1); 1 on runtime errors;
 // 2 on usage errors; 3 when an injected crash fires.
 //
@@ -16,9 +20,13 @@
 //                       crash-mid-reply=<endpoint>  write half of the reply, then exit 3
 //                       slow=<endpoint>:<ms>        sleep before answering (blocks every
 //                                                   connection, as CH's single VMM thread does)
-//                       late-socket=<ms>            path mode: bind the socket that much later
+//                       late-socket=<ms>            path mode: bind the socket that much later;
+//                                                   fd mode: start accepting that much later
 //                       malformed-body=<endpoint>   answer 200 with a body that is not JSON
-//   VMRT_FAKE_CH_POWER_OFF_MS  how long the guest takes to react to vm.power-button (default 50)
+//   VMRT_FAKE_CH_POWER_OFF_MS  how long the guest takes to react to vm.power-button (default 50;
+//                              "never": the guest ignores it, as a guest without ACPI does)
+//   VMRT_FAKE_CH_READY_IP      the address in the serial ready line (default 192.168.64.2; "none")
+//   VMRT_FAKE_CH_READY_MS      delay from boot to the ready line (default 50)
 // A leaked double cannot live on: it exits after 10 minutes.
 #include "fake_ch/fake_vmm.hpp"
 
@@ -35,7 +43,10 @@
 #include <boost/asio/write.hpp>
 
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -136,10 +147,52 @@ private:
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+// ---- the guest's serial console (--serial file=P, or "serial": {"mode": "File"}) ----
+// A booted guest prints a kernel banner and, after VMRT_FAKE_CH_READY_MS (default 50), the
+// readiness line `VMRS_READY <VMRT_FAKE_CH_READY_IP>` (default 192.168.64.2; "none": never).
+// CH creates (truncates) the file when it builds the VM; a reboot prints a new banner.
+
+class serial_console {
+public:
+    void boot(asio::any_io_executor ex, const json::object& config, bool fresh) {
+        const auto* serial = config.if_contains("serial");
+        if (!serial || !serial->is_object()) return;
+        const auto* mode = serial->as_object().if_contains("mode");
+        const auto* file = serial->as_object().if_contains("file");
+        if (!mode || *mode != "File" || !file || !file->is_string()) return;
+        const std::string path(file->as_string());
+        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : O_APPEND), 0644);
+        if (fd < 0) return;
+        ::close(fd);
+        append(path, "[    0.000000] Linux version 6.1.0-vmrt-fake (vmrt-fake-cloud-hypervisor)\n");
+        const char* ip = std::getenv("VMRT_FAKE_CH_READY_IP");
+        std::string address = ip ? ip : "192.168.64.2";
+        if (address == "none") return;
+        const char* ms = std::getenv("VMRT_FAKE_CH_READY_MS");
+        auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::milliseconds(ms ? std::atoi(ms) : 50));
+        const auto generation = ++generation_;
+        timer->async_wait([this, timer, path, address, generation](boost::system::error_code ec) {
+            if (!ec && generation == generation_) append(path, "VMRS_READY " + address + "\n");
+        });
+    }
+    void stop() { ++generation_; }
+
+private:
+    static void append(const std::string& path, const std::string& text) {
+        int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd < 0) return;
+        [[maybe_unused]] auto n = ::write(fd, text.data(), text.size());
+        ::close(fd);
+    }
+    unsigned generation_ = 0;
+};
+
 // ---- process state ----
 
 struct fake_process {
     event_monitor monitor;
+    serial_console console;
+    asio::io_context* ctx = nullptr;
     faults fault = read_faults();
     std::optional<fake_ch::vmm> vmm;
     std::string socket_path;  // path mode: removed on a clean exit (§2.1)
@@ -210,6 +263,7 @@ void after_reply(fake_ch::follow_up next, asio::any_io_executor ex) {
     if (next == fake_ch::follow_up::exit_vmm) proc->clean_exit(0);
     if (next == fake_ch::follow_up::guest_power_off_soon) {
         const char* ms = std::getenv("VMRT_FAKE_CH_POWER_OFF_MS");
+        if (ms && std::string(ms) == "never") return;  // a guest that ignores the ACPI button
         auto timer =
             std::make_shared<asio::steady_timer>(ex, std::chrono::milliseconds(ms ? std::atoi(ms) : 50));
         timer->async_wait([timer](boost::system::error_code ec) {
@@ -225,14 +279,69 @@ bool peer_hung_up(int fd) {
     return ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
+// Reads what is there, with any file descriptors passed alongside (SCM_RIGHTS, §2.4: CH takes
+// the TAP fds of vm.add-net this way). False on EOF or error.
+asio::awaitable<bool> read_more(stream_protocol::socket& s, std::string& buf, std::vector<int>& fds) {
+    for (;;) {
+        boost::system::error_code ec;
+        co_await s.async_wait(stream_protocol::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return false;
+        char data[4096];
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
+        iovec iov{data, sizeof data};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        auto n = ::recvmsg(s.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (n <= 0) co_return false;
+        for (auto* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                const auto count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (std::size_t i = 0; i < count; ++i) {
+                    int fd;
+                    std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                    fds.push_back(fd);
+                }
+            }
+        buf.append(data, static_cast<std::size_t>(n));
+        co_return true;
+    }
+}
+
+// The TAP device an fd is open on, or "" (TUNGETIFF).
+std::string tap_name(int fd) {
+    ifreq ifr{};
+    if (::ioctl(fd, TUNGETIFF, &ifr) != 0) return {};
+    return ifr.ifr_name;
+}
+
+// vm.add-net with fds: CH uses the fds and ignores fd numbers in the JSON (§1.3). The double
+// records its own fd numbers and the TAP name, so vm.info shows what CH would be using.
+std::string with_passed_fds(const std::string& body, const std::vector<int>& fds) {
+    boost::system::error_code ec;
+    auto v = json::parse(body, ec);
+    if (ec || !v.is_object()) return body;
+    json::array list;
+    for (int fd : fds) list.push_back(fd);
+    v.as_object()["fds"] = std::move(list);
+    if (auto name = tap_name(fds.front()); !name.empty()) v.as_object()["tap"] = name;
+    return json::serialize(v);
+}
+
 asio::awaitable<void> serve_connection(stream_protocol::socket s) {
     std::string buf;
+    std::vector<int> fds;
     boost::system::error_code ec;
     for (;;) {
-        auto head_len =
-            co_await asio::async_read_until(s, asio::dynamic_buffer(buf, max_line * 64), "\r\n\r\n",
-                                            asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) break;  // EOF, or a header block too long for the buffer: drop the connection
+        std::size_t head_end;
+        bool open = true;
+        while ((head_end = buf.find("\r\n\r\n")) == std::string::npos && buf.size() < max_line * 64 && open)
+            open = co_await read_more(s, buf, fds);
+        if (head_end == std::string::npos) break;  // EOF, or a header block too long: drop the connection
+        const auto head_len = head_end + 4;
         std::string head = buf.substr(0, head_len - 4);
         buf.erase(0, head_len);
 
@@ -290,13 +399,8 @@ asio::awaitable<void> serve_connection(stream_protocol::socket s) {
             continue;
         }
         if (expect_continue) co_await send(s, canned_reply(100, std::nullopt));
-        if (buf.size() < content_length) {
-            std::size_t missing = content_length - buf.size();
-            std::string more(missing, '\0');
-            co_await asio::async_read(s, asio::buffer(more), asio::redirect_error(asio::use_awaitable, ec));
-            if (ec) break;
-            buf += more;
-        }
+        while (buf.size() < content_length && open) open = co_await read_more(s, buf, fds);
+        if (buf.size() < content_length) break;
         std::string body = buf.substr(0, content_length);
         buf.erase(0, content_length);
 
@@ -329,6 +433,10 @@ asio::awaitable<void> serve_connection(stream_protocol::socket s) {
         fake_ch::follow_up next{};
         fake_ch::reply r;
         try {
+            if (endpoint == "vm.add-net" && !fds.empty()) {
+                body = with_passed_fds(body, fds);
+                fds.clear();  // kept open: the "VMM" uses them now (closed when it exits)
+            }
             r = proc->vmm->handle(method, endpoint, body, next);
         } catch (const std::exception& e) {  // a gap in the double: say so instead of hanging the client
             r.status = 500;
@@ -338,6 +446,8 @@ asio::awaitable<void> serve_connection(stream_protocol::socket s) {
             r.status = 200;
             r.body = "{\"state\": Runn";
         }
+        for (int fd : fds) ::close(fd);  // passed with a request that takes none
+        fds.clear();
         auto bytes = http_reply(r);
         if (endpoint == f.crash_mid_reply) {
             [[maybe_unused]] auto n = ::write(s.native_handle(), bytes.data(), bytes.size() / 2);
@@ -371,20 +481,51 @@ asio::awaitable<void> accept_loop(stream_protocol::acceptor& acceptor) {
 
 // ---- command line (§3) ----
 
+[[noreturn]] void usage_error(const std::string& what);
+
+// CH's OptionParser (§3): items split on ',' outside double quotes and [brackets]; every '"' is
+// dropped; keys and values are trimmed.
 std::map<std::string, std::string> key_values(const std::string& spec) {
     std::map<std::string, std::string> kv;
-    std::size_t at = 0;
-    while (at <= spec.size()) {
-        auto end = std::min(spec.find(',', at), spec.size());
-        auto item = spec.substr(at, end - at);
+    std::vector<std::string> items(1);
+    bool quoted = false;
+    int depth = 0;
+    for (char c : spec) {
+        if (c == '"') {
+            quoted = !quoted;
+            continue;
+        }
+        if (!quoted && c == '[') ++depth;
+        if (!quoted && c == ']') --depth;
+        if (!quoted && depth == 0 && c == ',') {
+            items.emplace_back();
+            continue;
+        }
+        items.back() += c;
+    }
+    if (quoted || depth != 0) usage_error("unbalanced quotes or brackets in '" + spec + "'");
+    for (const auto& item : items) {
         auto eq = item.find('=');
         if (eq == std::string::npos)
-            kv[item] = "";
+            kv[trim(item)] = "";
         else
-            kv[item.substr(0, eq)] = item.substr(eq + 1);
-        at = end + 1;
+            kv[trim(item.substr(0, eq))] = trim(item.substr(eq + 1));
     }
     return kv;
+}
+
+// "[3,4]" -> {3, 4}
+std::vector<int> fd_list(const std::string& value) {
+    std::vector<int> fds;
+    std::string inner = value;
+    if (inner.size() >= 2 && inner.front() == '[' && inner.back() == ']') inner = inner.substr(1, inner.size() - 2);
+    std::size_t at = 0;
+    while (at < inner.size()) {
+        auto end = std::min(inner.find(',', at), inner.size());
+        fds.push_back(std::atoi(inner.substr(at, end - at).c_str()));
+        at = end + 1;
+    }
+    return fds;
 }
 
 std::uint64_t parse_size(const std::string& s) {
@@ -402,7 +543,13 @@ std::uint64_t parse_size(const std::string& s) {
     }
 }
 
-[[noreturn]] void usage_error(const std::string& what) {
+// A VM config CH's parser refuses: an error chain on stderr and exit 1 (§3.1).
+[[noreturn]] void fail_config(const std::string& what) {
+    std::fprintf(stderr, "Error: %s\n", what.c_str());
+    std::exit(1);
+}
+
+void usage_error(const std::string& what) {
     std::fprintf(stderr, "error: %s\n", what.c_str());
     std::exit(2);
 }
@@ -428,12 +575,22 @@ int bind_path(const std::string& path, int late_ms) {
     return fd;
 }
 
+// What the rest of the "machine" does when the VM changes state.
+void on_vm_event(const std::string& source, const std::string& event) {
+    if (source != "vm") return;
+    const auto& config = proc->vmm->config();
+    if ((event == "booted" || event == "rebooted") && config && proc->ctx)
+        proc->console.boot(proc->ctx->get_executor(), *config, event == "booted");
+    if (event == "shutdown" || event == "deleted" || event == "rebooting") proc->console.stop();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     fake_process p;
     proc = &p;
     std::string api_socket, event_monitor_spec;
+    std::optional<std::map<std::string, std::string>> restore;
     bool no_shutdown = false;
     json::object cli_config;
     json::object payload;
@@ -486,6 +643,21 @@ int main(int argc, char** argv) {
             json::object n;
             for (const char* k : {"tap", "mac", "id"})
                 if (kv.count(k)) n[k] = kv[k];
+            if (kv.count("num_queues")) n["num_queues"] = std::strtoull(kv["num_queues"].c_str(), nullptr, 10);
+            if (kv.count("fd")) {  // open TAP fds it inherited (§3 --net)
+                auto fds = fd_list(kv["fd"]);
+                const auto queues = kv.count("num_queues") ? std::strtoull(kv["num_queues"].c_str(), nullptr, 10) : 2;
+                if (queues != 2 * fds.size())
+                    fail_config("Error parsing --net: num_queues must be twice the number of fds");
+                json::array list;
+                for (int fd : fds) {
+                    if (::fcntl(fd, F_GETFD) < 0) fail_config("Error parsing --net: fd " + std::to_string(fd) + " is not open");
+                    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+                    list.push_back(fd);
+                }
+                if (auto name = fds.empty() ? std::string() : tap_name(fds.front()); !name.empty()) n["tap"] = name;
+                n["fds"] = std::move(list);
+            }
             add_list("net", std::move(n));
         } else if (flag == "--fs") {
             json::object f{{"tag", kv["tag"]}, {"socket", kv["socket"]}};
@@ -513,17 +685,22 @@ int main(int argc, char** argv) {
             else
                 usage_error("invalid value '" + value + "' for '" + flag + "'");
             cli_config[flag == "--serial" ? "serial" : "console"] = std::move(c);
+        } else if (flag == "--restore") {
+            restore = kv;
         } else if (flag == "--log-file" || flag == "--seccomp" || flag == "--rng" || flag == "--pmem" ||
-                   flag == "--restore" || flag == "--platform" || flag == "--landlock") {
+                   flag == "--platform" || flag == "--landlock") {
             continue;  // accepted, not emulated
         } else {
             usage_error("unexpected argument '" + flag + "' found");
         }
     }
 
-    p.vmm.emplace([](const std::string& s, const std::string& e,
-                     const json::value& props) { proc->monitor.write(s, e, props); },
-                  no_shutdown);
+    p.vmm.emplace(
+        [](const std::string& s, const std::string& e, const json::value& props) {
+            proc->monitor.write(s, e, props);
+            on_vm_event(s, e);
+        },
+        no_shutdown);
     if (!event_monitor_spec.empty()) {
         if (event_monitor_spec.starts_with("fd="))
             p.monitor.open_fd(std::atoi(event_monitor_spec.c_str() + 3));
@@ -535,12 +712,16 @@ int main(int argc, char** argv) {
     p.monitor.write("vmm", "starting", nullptr);  // before the API socket exists (§7)
 
     asio::io_context ctx;
+    p.ctx = &ctx;
     std::optional<stream_protocol::acceptor> acceptor;
     if (!api_socket.empty()) {
         int fd = -1;
         if (api_socket.starts_with("fd=")) {
             fd = std::atoi(api_socket.c_str() + 3);
             ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+            // A slow start: clients that connected meanwhile wait in the listen backlog.
+            if (p.fault.late_socket_ms > 0)
+                std::this_thread::sleep_for(std::chrono::milliseconds(p.fault.late_socket_ms));
         } else {
             p.socket_path = api_socket.starts_with("path=") ? api_socket.substr(5) : api_socket;
             fd = bind_path(p.socket_path, p.fault.late_socket_ms);
@@ -549,7 +730,17 @@ int main(int argc, char** argv) {
         asio::co_spawn(ctx, accept_loop(*acceptor), asio::detached);
     }
 
-    if (payload.contains("kernel") || payload.contains("firmware")) {  // CLI mode (§3.1)
+    if (restore) {  // --restore (§3, §5): as vm.restore, then vm.resume with resume=true
+        json::object request{{"source_url", (*restore)["source_url"]}};
+        fake_ch::follow_up ignored{};
+        auto r = p.vmm->handle("PUT", "vm.restore", json::serialize(request), ignored);
+        if (r.status == 204 && ((*restore)["resume"] == "true" || (*restore)["resume"] == "on"))
+            r = p.vmm->handle("PUT", "vm.resume", "", ignored);
+        if (r.status != 204) {
+            std::fprintf(stderr, "Error restoring VM: %s\n", r.body.value_or("").c_str());
+            return 1;
+        }
+    } else if (payload.contains("kernel") || payload.contains("firmware")) {  // CLI mode (§3.1)
         cli_config["payload"] = std::move(payload);
         if (!cli_config.contains("cpus"))
             cli_config["cpus"] = json::object{{"boot_vcpus", 1}, {"max_vcpus", 1}};

@@ -48,6 +48,7 @@ public:
     void shutdown_events();
 
     bool booted() const { return live_; }
+    const std::optional<json::object>& config() const { return config_; }
 
 private:
     reply error(int status, const std::string& action, const std::string& root) const;

@@ -1,0 +1,344 @@
+// The Cloud Hypervisor backend through the manager, against vmrt-fake-cloud-hypervisor (a
+// protocol double: CH cannot run on this machine). Both launch modes, the lifecycle (power-button
+// stop and its escalation), pause/resume, snapshot/restore, resizes, hotplug, counters, the
+// socket race, a VMM that dies mid-call, and the refusals of what CH cannot do.
+#include "hv/ch_driver.hpp"
+#include "support/test_support.hpp"
+
+#include <vmrt/vm_manager.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using vmrt::test::run_coro;
+
+namespace {
+
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+
+// Sets an environment variable of this process (inherited by the double) for one test.
+struct scoped_env {
+    std::string name;
+    scoped_env(std::string n, const std::string& value) : name(std::move(n)) { ::setenv(name.c_str(), value.c_str(), 1); }
+    ~scoped_env() { ::unsetenv(name.c_str()); }
+};
+
+struct fixture {
+    vmrt::test::temp_dir dir;
+    asio::io_context ctx;
+    std::unique_ptr<vmrt::vm_manager> manager;
+    std::vector<vmrt::vm_event> events;
+
+    explicit fixture(vmrt::hv::ch_launch_mode mode = vmrt::hv::ch_launch_mode::command_line) {
+        vmrt::test::write_file(dir / "vmlinux", "not a kernel: the double never reads it");
+        vmrt::test::write_file(dir / "root.img", std::string(1 << 16, '\0'));
+        vmrt::manager_options o;
+        o.state_dir = dir / "state";
+        o.term_grace = 2s;
+        o.kill_grace = 2s;
+        manager = std::make_unique<vmrt::vm_manager>(ctx.get_executor(), o);
+        use_mode(mode);
+    }
+
+    void use_mode(vmrt::hv::ch_launch_mode mode, std::filesystem::path binary = {}) {
+        vmrt::hv::ch_options c;
+        c.binary = binary.empty() ? vmrt::test::helper_program("VMRT_FAKE_CLOUD_HYPERVISOR") : binary;
+        c.mode = mode;
+        c.request_timeout = 5s;
+        c.boot_timeout = 10s;
+        manager->set_driver(vmrt::backend_kind::cloud_hypervisor, vmrt::hv::make_cloud_hypervisor_driver(c));
+    }
+
+    vmrt::vm_spec spec(const std::string& name) {
+        vmrt::vm_spec s;
+        s.name = name;
+        s.backend = vmrt::backend_kind::cloud_hypervisor;
+        s.kernel = dir / "vmlinux";
+        s.root_disk = vmrt::disk_spec{.path = dir / "root.img"};
+        s.serial_log = dir / (name + ".serial");
+        return s;
+    }
+
+    // Keeps every event from now on (read with drain()).
+    vmrt::io::subscription<vmrt::vm_event> watch() { return manager->subscribe(); }
+
+    static asio::awaitable<std::vector<std::string>> notes_until(vmrt::io::subscription<vmrt::vm_event>& sub,
+                                                                 const std::string& vm, auto done) {
+        std::vector<std::string> seen;
+        for (;;) {
+            auto [ec, ev] = co_await sub.async_next(tuple_awaitable);
+            if (ec) co_return seen;
+            if (ev.vm != vm) continue;
+            seen.push_back(ev.reason);
+            if (done(ev)) co_return seen;
+        }
+    }
+
+    asio::awaitable<vmrt::vm_info> start_ready(vmrt::vm_spec s) {
+        const auto name = s.name;
+        auto [ec, info] = co_await manager->async_start(std::move(s), tuple_awaitable);
+        BOOST_TEST_REQUIRE(!ec, ec.message() << ": " << info.diag.message << " " << info.diag.vmm_stderr_tail);
+        auto names = vmrt::test::strings(name);
+        auto [rec, ready] = co_await manager->async_wait_ready(names, 10s, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!rec, "wait_ready: " << rec.message());
+        co_return ready.front();
+    }
+};
+
+bool any_of(const std::vector<std::string>& notes, const std::string& what) {
+    return std::any_of(notes.begin(), notes.end(), [&](const std::string& n) { return contains(n, what); });
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(ch_driver_test, fixture)
+
+BOOST_AUTO_TEST_CASE(command_line_mode_boots_to_ready_and_stops_through_the_power_button) {
+    // A path with ',' and '=' must reach CH as one value (quoted), or CH would read more options.
+    vmrt::test::write_file(dir / "data,id=evil.img", std::string(4096, '\0'));
+    auto s = spec("cli");
+    s.data_disks.push_back({.path = dir / "data,id=evil.img", .read_only = true});
+    s.cpus = 2;
+    s.max_cpus = 4;
+    s.memory_mib = 512;
+    s.max_memory_mib = 1024;
+    s.balloon = vmrt::balloon_spec{.initial_mib = 64};
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto sub = watch();
+        auto info = co_await start_ready(s);
+        BOOST_TEST(info.backend == "cloud-hypervisor");
+        BOOST_TEST(std::holds_alternative<vmrt::state::ready>(info.state));
+        BOOST_TEST(std::get<vmrt::state::ready>(info.state).ip.value_or("") == "192.168.64.2");
+
+        const auto cmdline = vmrt::test::read_file(info.run_dir / "vmm.cmdline");
+        BOOST_TEST_MESSAGE(cmdline);
+        BOOST_TEST(contains(cmdline, "--api-socket fd="));
+        BOOST_TEST(contains(cmdline, "--event-monitor fd="));
+        BOOST_TEST(contains(cmdline, "--disk path=\"" + (dir / "data,id=evil.img").string() + "\",readonly=on,id=disk1"));
+        BOOST_TEST(contains(cmdline, "--cpus boot=2,max=4"));
+        BOOST_TEST(contains(cmdline, "--memory size=512M,hotplug_size=512M"));
+        BOOST_TEST(contains(cmdline, "--serial file=" + s.serial_log.string()));
+        BOOST_TEST(contains(cmdline, "--console off"));
+        BOOST_TEST(std::filesystem::exists(info.run_dir / "ch-api.sock"));
+
+        // The double parsed the quoted path back as one disk with the right id.
+        auto [cec, counters] = co_await manager->async_counters("cli", tuple_awaitable);
+        BOOST_TEST_REQUIRE(!cec, cec.message());
+        BOOST_TEST(counters.count("disk0") == 1u);
+        BOOST_TEST(counters.count("disk1") == 1u);
+        BOOST_TEST(counters["disk0"]["read_bytes"] > 0u);
+
+        auto [sec, outcome] = co_await manager->async_stop("cli", 5s, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!sec, sec.message());
+        BOOST_TEST((outcome == vmrt::stop_outcome::clean), vmrt::to_string(outcome));
+        auto notes = co_await notes_until(sub, "cli", [](const vmrt::vm_event& ev) {
+            return vmrt::is_terminal(ev.state);
+        });
+        // CH's own events reached the manager's stream, from the event monitor (not from polling).
+        BOOST_TEST(any_of(notes, "cloud-hypervisor event vm/booted"));
+        BOOST_TEST(any_of(notes, "cloud-hypervisor event virtio-device/activated id=disk0"));
+        BOOST_TEST(any_of(notes, "cloud-hypervisor event vm/shutdown"));
+        BOOST_TEST(!std::filesystem::exists(info.run_dir / "ch-api.sock"));
+    });
+}
+
+BOOST_AUTO_TEST_CASE(api_mode_creates_boots_pauses_resizes_snapshots_and_restores) {
+    use_mode(vmrt::hv::ch_launch_mode::api);
+    auto s = spec("api");
+    s.cpus = 1;
+    s.max_cpus = 2;
+    s.max_memory_mib = 768;
+    s.balloon = vmrt::balloon_spec{.initial_mib = 0};
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto info = co_await start_ready(s);
+        BOOST_TEST(contains(vmrt::test::read_file(info.run_dir / "vmm.cmdline"), "--api-socket fd="));
+        BOOST_TEST(!contains(vmrt::test::read_file(info.run_dir / "vmm.cmdline"), "--kernel"));
+
+        auto [pec, paused] = co_await manager->async_pause("api", tuple_awaitable);
+        BOOST_TEST_REQUIRE(!pec, pec.message());
+        BOOST_TEST(std::holds_alternative<vmrt::state::paused>(paused));
+        auto [p2, ignored] = co_await manager->async_pause("api", tuple_awaitable);
+        BOOST_TEST((p2 == vmrt::errc::invalid_state), p2.message());
+        auto [rec, resumed] = co_await manager->async_resume("api", tuple_awaitable);
+        BOOST_TEST_REQUIRE(!rec, rec.message());
+        BOOST_TEST(std::holds_alternative<vmrt::state::ready>(resumed));  // readiness survives a pause
+
+        auto [vec, vcpus] = co_await manager->async_resize_vcpus("api", 2, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!vec, vec.message());
+        BOOST_TEST(vcpus == 2u);
+        auto [mec, ram] = co_await manager->async_resize_memory("api", 640, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!mec, mec.message());
+        BOOST_TEST(ram == 640u);
+        auto [bad_mem, ram2] = co_await manager->async_resize_memory("api", 4096, tuple_awaitable);
+        BOOST_TEST((bad_mem == vmrt::errc::invalid_spec), bad_mem.message());
+        auto [bec, kept] = co_await manager->async_resize_balloon("api", 256, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!bec, bec.message());
+        BOOST_TEST(kept == 256u);
+
+        const auto snap = dir / "snap";
+        auto [sec, after] = co_await manager->async_snapshot("api", snap, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!sec, sec.message());
+        BOOST_TEST(std::holds_alternative<vmrt::state::paused>(after));
+        for (auto f : {"config.json", "state.json", "memory-ranges", "vm.json"})
+            BOOST_TEST(std::filesystem::exists(snap / f), f);
+        // The saved config carries what was resized: CH keeps it in its VmConfig (§6).
+        BOOST_TEST(contains(vmrt::test::read_file(snap / "config.json"), "\"boot_vcpus\":2"));
+
+        auto [kec, killed] = co_await manager->async_kill("api", tuple_awaitable);
+        BOOST_TEST_REQUIRE(!kec, kec.message());
+        BOOST_TEST(manager->remove("api") == vmrt::error_code{});
+
+        auto [rsec, restored] = co_await manager->async_restore(snap, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!rsec, rsec.message() << ": " << restored.diag.message);
+        BOOST_TEST(std::holds_alternative<vmrt::state::ready>(restored.state), vmrt::to_string(restored.state));
+        BOOST_TEST(contains(vmrt::test::read_file(restored.run_dir / "vmm.cmdline"),
+                            "--restore source_url=file://" + snap.string() + ",resume=true"));
+        auto [stec, outcome] = co_await manager->async_stop("api", 5s, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!stec, stec.message());
+        BOOST_TEST((outcome == vmrt::stop_outcome::clean), vmrt::to_string(outcome));
+    });
+}
+
+BOOST_AUTO_TEST_CASE(disks_are_hot_plugged_and_removed_with_chs_errors_mapped) {
+    vmrt::test::write_file(dir / "extra.img", std::string(4096, '\0'));
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        co_await start_ready(spec("hot"));
+        vmrt::disk_spec extra{.path = dir / "extra.img"};
+        auto [aec, dev] = co_await manager->async_add_disk("hot", extra, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!aec, aec.message());
+        BOOST_TEST(dev.id == "hotdisk0");
+        BOOST_TEST(dev.bus_address.starts_with("0000:00:"), dev.bus_address);
+        auto [cec, counters] = co_await manager->async_counters("hot", tuple_awaitable);
+        BOOST_TEST(counters.count("hotdisk0") == 1u);
+
+        // The same image twice: CH refuses a duplicate path with 409.
+        auto [dup, d2] = co_await manager->async_add_disk("hot", extra, tuple_awaitable);
+        BOOST_TEST((dup == vmrt::errc::already_exists), dup.message());
+        // A missing file is refused before CH is asked, naming the field.
+        vmrt::disk_spec missing{.path = dir / "nope.img"};
+        auto [mec, d3] = co_await manager->async_add_disk("hot", missing, tuple_awaitable);
+        BOOST_TEST((mec == vmrt::errc::invalid_spec), mec.message());
+        vmrt::disk_spec nvme{.path = dir / "extra.img", .interface = vmrt::disk_interface::nvme};
+        auto [nec, d4] = co_await manager->async_add_disk("hot", nvme, tuple_awaitable);
+        BOOST_TEST((nec == vmrt::errc::unsupported), nec.message());
+
+        auto [rec, removed] = co_await manager->async_remove_device("hot", dev.id, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!rec, rec.message());
+        BOOST_TEST(removed == "hotdisk0");
+        auto [r2, again] = co_await manager->async_remove_device("hot", dev.id, tuple_awaitable);
+        BOOST_TEST((r2 == vmrt::errc::not_found), r2.message());
+
+        auto [kec, outcome] = co_await manager->async_kill("hot", tuple_awaitable);
+        BOOST_TEST(!kec);
+        auto [late, d5] = co_await manager->async_add_disk("hot", extra, tuple_awaitable);
+        BOOST_TEST((late == vmrt::errc::invalid_state), late.message());
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_guest_that_ignores_the_power_button_is_ended_by_vmm_shutdown) {
+    scoped_env never("VMRT_FAKE_CH_POWER_OFF_MS", "never");
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        co_await start_ready(spec("deaf"));
+        auto sub = watch();
+        auto [ec, outcome] = co_await manager->async_stop("deaf", 300ms, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!ec, ec.message());
+        BOOST_TEST((outcome == vmrt::stop_outcome::forced), vmrt::to_string(outcome));
+        auto notes = co_await notes_until(sub, "deaf", [](const vmrt::vm_event& ev) { return vmrt::is_terminal(ev.state); });
+        BOOST_TEST(any_of(notes, "asking Cloud Hypervisor to end the VM (vmm.shutdown)"));
+        BOOST_TEST(!any_of(notes, "SIGTERM"));  // vmm.shutdown sufficed
+        auto state = *manager->state("deaf");
+        BOOST_TEST_REQUIRE(std::holds_alternative<vmrt::state::stopped>(state));
+        BOOST_TEST(std::get<vmrt::state::stopped>(state).status->to_string() == "exit code 0");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_slow_api_start_is_no_race_with_a_pre_bound_socket) {
+    // CH takes 700 ms to start accepting: vmrt connected at once (the socket existed before CH
+    // ran) and its first request simply waits in the backlog; no polling, no connect retries.
+    scoped_env slow("VMRT_FAKE_CH_FAULTS", "late-socket=700");
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto t0 = std::chrono::steady_clock::now();
+        auto info = co_await start_ready(spec("late"));
+        BOOST_TEST((std::chrono::steady_clock::now() - t0 >= 700ms));
+        BOOST_TEST(vmrt::is_running(info.state));
+        auto [ec, o] = co_await manager->async_kill("late", tuple_awaitable);
+        BOOST_TEST(!ec);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_vmm_that_dies_mid_call_fails_the_call_and_the_vm) {
+    scoped_env crash("VMRT_FAKE_CH_FAULTS", "crash-on=vm.pause");
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto info = co_await start_ready(spec("crash"));
+        const pid_t pid = info.vmm->pid;
+        auto sub = watch();
+        auto [ec, state] = co_await manager->async_pause("crash", tuple_awaitable);
+        BOOST_TEST((ec == vmrt::errc::vmm_crashed), ec.message());
+        co_await notes_until(sub, "crash", [](const vmrt::vm_event& ev) { return vmrt::is_terminal(ev.state); });
+        auto final_state = *manager->state("crash");
+        BOOST_TEST_REQUIRE(std::holds_alternative<vmrt::state::failed>(final_state));
+        const auto& failed = std::get<vmrt::state::failed>(final_state);
+        BOOST_TEST(failed.status->to_string() == "exit code 3");
+        BOOST_TEST(contains(failed.reason, "VMM exited unexpectedly"), failed.reason);
+        BOOST_TEST((::kill(pid, 0) != 0 && errno == ESRCH), "the dead VMM was not reaped");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_vmm_that_dies_during_start_up_fails_the_start_with_its_status) {
+    scoped_env crash("VMRT_FAKE_CH_FAULTS", "crash-on=vm.info");
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto [ec, info] = co_await manager->async_start(spec("early"), tuple_awaitable);
+        BOOST_TEST((ec == vmrt::errc::vmm_start_failed), ec.message());
+        BOOST_TEST(contains(info.diag.message, "exit code 3"), info.diag.message);
+        BOOST_TEST(!std::filesystem::exists(dir / "state" / "default" / "early" / "ch-api.sock"));
+    });
+}
+
+BOOST_AUTO_TEST_CASE(what_cloud_hypervisor_cannot_do_is_refused_by_field) {
+    auto refused = [&](vmrt::vm_spec s, const std::string& field) {
+        run_coro(ctx, [&]() -> asio::awaitable<void> {
+            auto [ec, info] = co_await manager->async_start(s, tuple_awaitable);
+            const bool was_refused = ec == vmrt::errc::unsupported || ec == vmrt::errc::invalid_spec;
+            BOOST_TEST(was_refused, ec.message());
+            BOOST_TEST(info.diag.field == field, info.diag.field << ": " << info.diag.message);
+            BOOST_TEST_MESSAGE(field << ": " << info.diag.message);
+        });
+    };
+    auto nvme = spec("nvme");
+    nvme.root_disk->interface = vmrt::disk_interface::nvme;
+    refused(nvme, "root_disk.interface");
+    auto control = spec("control");
+    control.control_channel = true;
+    refused(control, "control_channel");
+    auto user = spec("user");
+    user.networks.push_back({.kind = vmrt::nic_kind::user});
+    refused(user, "networks[0]");
+    auto quote = spec("quote");
+    vmrt::test::write_file(dir / "a\"b.img", "x");
+    quote.data_disks.push_back({.path = dir / "a\"b.img"});
+    refused(quote, "disks[1].path");
+    auto hotmem = spec("hotmem");
+    hotmem.max_memory_mib = 600;
+    refused(hotmem, "max_memory_mib");
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_binary_is_a_clear_start_failure) {
+    use_mode(vmrt::hv::ch_launch_mode::command_line, "/nonexistent/cloud-hypervisor");
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto [ec, info] = co_await manager->async_start(spec("absent"), tuple_awaitable);
+        BOOST_TEST((ec == vmrt::errc::vmm_start_failed), ec.message());
+        BOOST_TEST(contains(info.diag.message, "not installed"), info.diag.message);
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()

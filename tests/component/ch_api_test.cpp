@@ -136,7 +136,7 @@ ch::vm_config small_vm() {
     c.memory.size = 256ull << 20;
     c.payload.kernel = "/boot/vmlinuz-fake";
     c.payload.cmdline = "console=ttyS0 root=/dev/vda";
-    c.disks.push_back({"/images/root,with comma.img", false, std::nullopt});
+    c.disks.push_back({.path = "/images/root,with comma.img", .readonly = false});
     c.net.push_back({std::string("tap0"), std::string("52:54:00:12:34:56"), std::nullopt});
     c.serial = ch::console_config{"File", std::string("/tmp/serial.log"), std::nullopt};
     c.console = ch::console_config{"Off", std::nullopt, std::nullopt};
@@ -334,7 +334,7 @@ BOOST_AUTO_TEST_CASE(counters_resize_and_hotplug) {
         ch::resize_request cold;
         cold.desired_vcpus = 2;
         co_await api.vm_resize(cold);
-        ch::disk_config data{"/images/data.img", true, std::nullopt};
+        ch::disk_config data{.path = "/images/data.img", .readonly = true};
         auto cold_disk = co_await api.vm_add_disk(data);
         BOOST_TEST(!cold_disk.has_value());
         auto info_5 = co_await api.vm_info();
@@ -811,7 +811,7 @@ BOOST_AUTO_TEST_CASE(older_ch_error_bodies_and_status_classes) {
         // A 2xx whose body is not what the endpoint returns.
         asio::co_spawn(ex, answer(peer, "HTTP/1.1 200 \r\nContent-Length: 7\r\n\r\n{\"x\":1}"),
                        asio::detached);
-        ch::disk_config d{"/x.img", std::nullopt, std::nullopt};
+        ch::disk_config d{.path = "/x.img"};
         auto not_pci = co_await error_of([&]() { return api.vm_add_disk(d); });
         BOOST_TEST((not_pci == errc::protocol_error));
 

@@ -28,7 +28,7 @@ BOOST_AUTO_TEST_CASE(full_config_uses_ch_field_names) {
     c.memory.hotplug_size = 1ull << 30;
     c.memory.shared = true;
     c.payload = {std::string("/k"), std::nullopt, std::string("/i"), std::string("console=ttyS0 a=\"b,c\"")};
-    c.disks.push_back({"/d.img", true, std::string("root")});
+    c.disks.push_back({.path = "/d.img", .readonly = true, .id = std::string("root")});
     c.net.push_back({std::string("tap0"), std::string("52:54:00:00:00:01"), std::nullopt});
     c.fs.push_back({"share", "/run/vfs.sock", 1, 1024, std::nullopt});
     c.pmem.push_back({"/p.img", 4096u, std::nullopt});

@@ -13,6 +13,10 @@
 //    to it is closed. A VMM that received a dup (or inherited the fd) keeps it alive until the VMM
 //    closes it or exits; then it disappears without anyone deleting it. Nothing in vmrt deletes
 //    it by name, so a device of the same name created later by someone else is never touched.
+//    (Removing it while a VMM still holds it would take a netlink RTM_DELLINK, `ip link del`:
+//    that works on a TAP with open fds, and the holders' reads and writes then fail with EBADFD.
+//    vmrt has no reason to do it: with TUNSETPERSIST left at its default 0 the device goes away
+//    by itself when the VMM exits, which tap_device_test measures.)
 //  * A pre-existing (persistent) TAP is attached to, never deleted: closing our fd detaches us and
 //    the device stays, as its owner configured it (its link state is left alone too).
 #pragma once

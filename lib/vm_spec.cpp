@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 
@@ -98,6 +99,23 @@ bool is_valid_vm_name(std::string_view name) noexcept { return is_simple_identif
 
 // virtiofs limits a tag to 36 bytes (the size of the tag field in its config space).
 bool is_valid_share_tag(std::string_view tag) noexcept { return is_simple_identifier(tag, 36); }
+
+// The kernel's dev_valid_name(). IFNAMSIZ is 16 with the NUL.
+bool is_valid_ifname(std::string_view name) noexcept {
+    constexpr std::size_t max_ifname = 15;
+    if (name.empty() || name.size() > max_ifname || name == "." || name == "..") return false;
+    return std::none_of(name.begin(), name.end(), [](char c) {
+        return c == '/' || c == ':' || c == '\0' || c == ' ' || (c >= '\t' && c <= '\r');
+    });
+}
+
+// The name becomes a path component under /run/netns, so no separator and no "." / "..";
+// NAME_MAX bounds it.
+bool is_valid_netns_name(std::string_view name) noexcept {
+    constexpr std::size_t max_netns_name = 255;
+    return !name.empty() && name.size() <= max_netns_name && name != "." && name != ".." &&
+           name.find_first_of(std::string_view("/\0", 2)) == std::string_view::npos;
+}
 
 void throw_exception_from_error(const spec_error& e, const boost::source_location& loc) {
     diagnostics diag;

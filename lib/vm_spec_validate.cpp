@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <map>
@@ -27,8 +26,6 @@ constexpr std::uint64_t max_memory_mib = 1048576;  // 1 TiB
 constexpr std::uint32_t min_guest_cid = 3;         // 0..2 are the hypervisor, local and host
 constexpr std::uint32_t cid_any = 0xFFFFFFFF;      // VMADDR_CID_ANY
 constexpr std::size_t max_socket_path = 107;       // sizeof(sockaddr_un::sun_path) - 1 for the NUL
-constexpr std::size_t max_ifname = 15;             // IFNAMSIZ - 1
-constexpr std::size_t max_netns_name = 255;        // NAME_MAX: it is a file in /run/netns
 constexpr std::size_t max_machine_id = 64;
 
 class problem_list {
@@ -195,14 +192,6 @@ void check_shared_dirs(problem_list& out, const vm_spec& spec) {
     }
 }
 
-// The kernel's dev_valid_name(): what `ip link` and TUNSETIFF accept.
-bool is_valid_ifname(std::string_view name) {
-    if (name.empty() || name.size() > max_ifname || name == "." || name == "..") return false;
-    return std::none_of(name.begin(), name.end(), [](char c) {
-        return c == '/' || c == ':' || c == '\0' || c == ' ' || (c >= '\t' && c <= '\r');
-    });
-}
-
 void check_nic_attachment(problem_list& out, const std::string& at, const nic_spec& nic) {
     if (nic.kind == nic_kind::user) {
         if (nic.fd >= 0) out.add(at + ".fd", "a user NIC takes no file descriptor");
@@ -236,23 +225,32 @@ void check_nic_attachment(problem_list& out, const std::string& at, const nic_sp
     if (!nic.tap_name.empty()) out.add(at + ".tap", "only tap NICs have a TAP device name");
 }
 
-void check_networks(problem_list& out, const vm_spec& spec) {
-    std::map<std::array<std::uint8_t, 6>, std::string> macs;  // effective MAC -> its first user
+// The effective address of every NIC; a problem for each unusable or repeated one. Effective
+// addresses are compared, so an explicit MAC that equals another NIC's default is caught too.
+std::vector<mac_address> check_macs(problem_list& out, const vm_spec& spec) {
+    std::vector<mac_address> result;
+    std::map<std::array<std::uint8_t, 6>, std::string> first_user;  // address -> field of its first user
     for (std::size_t i = 0; i < spec.networks.size(); ++i) {
         const auto& nic = spec.networks[i];
         const std::string at = element("networks", i);
-        check_nic_attachment(out, at, nic);
         if (nic.mac && nic.mac->is_multicast())
             out.add(at + ".mac", "must be a unicast address (lowest bit of the first octet clear), found " +
                                      nic.mac->to_string());
         else if (nic.mac && nic.mac->octets == std::array<std::uint8_t, 6>{})
             out.add(at + ".mac", "must not be the all-zero address");
-        // Compare effective addresses, so an explicit MAC that equals another NIC's default is
-        // caught too.
         const mac_address effective = nic.mac.value_or(default_mac(spec.name, i));
-        auto [it, inserted] = macs.emplace(effective.octets, at + (nic.mac ? ".mac" : "'s default MAC"));
+        auto [it, inserted] =
+            first_user.emplace(effective.octets, at + (nic.mac ? ".mac" : "'s default MAC"));
         if (!inserted) out.add(at + ".mac", effective.to_string() + " is already used by " + it->second);
+        result.push_back(effective);
     }
+    return result;
+}
+
+void check_networks(problem_list& out, const vm_spec& spec) {
+    for (std::size_t i = 0; i < spec.networks.size(); ++i)
+        check_nic_attachment(out, element("networks", i), spec.networks[i]);
+    check_macs(out, spec);
 }
 
 void check_vsock(problem_list& out, const vsock_spec& vsock) {
@@ -275,9 +273,7 @@ void check_serial_log(problem_list& out, const fs::path& log) {
 }
 
 void check_netns(problem_list& out, const std::string& netns) {
-    const bool ok = !netns.empty() && netns.size() <= max_netns_name && netns != "." && netns != ".." &&
-                    netns.find_first_of(std::string_view("/\0", 2)) == std::string::npos;
-    if (!ok)
+    if (!is_valid_netns_name(netns))
         out.add("netns",
                 "must be a network namespace name (1 to 255 bytes, no '/', not \".\" or \"..\"), found " +
                     quote(netns));
@@ -347,6 +343,14 @@ std::vector<spec_error> validate_spec(const vm_spec& spec) {
         out.add("machine_id", "must be 1 to " + std::to_string(max_machine_id) + " bytes, found " +
                                   std::to_string(spec.machine_id->size()));
     return std::move(out).take();
+}
+
+boost::system::result<std::vector<mac_address>, spec_error> nic_macs(const vm_spec& spec) {
+    problem_list out;
+    auto macs = check_macs(out, spec);
+    auto problems = std::move(out).take();
+    if (!problems.empty()) return std::move(problems.front());
+    return macs;
 }
 
 vm_spec load_spec_file(const std::filesystem::path& file) {

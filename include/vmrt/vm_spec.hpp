@@ -158,10 +158,23 @@ std::optional<backend_kind> parse_backend(std::string_view name) noexcept;
 
 bool is_valid_vm_name(std::string_view name) noexcept;
 bool is_valid_share_tag(std::string_view tag) noexcept;
+/// A Linux interface name as the kernel's dev_valid_name() accepts it (what `ip link` and
+/// TUNSETIFF take): 1 to 15 bytes, no '/', ':' or whitespace, not "." or "..".
+bool is_valid_ifname(std::string_view name) noexcept;
+/// A network namespace name as `ip netns` uses it (a file in /run/netns): 1 to 255 bytes, no '/'
+/// or NUL, not "." or "..".
+bool is_valid_netns_name(std::string_view name) noexcept;
 
 /// The stable default MAC of NIC `index` of VM `vm_name`: locally administered, unicast, and
 /// different for every NIC of the same VM (vm-rs gave all NICs of a VM the same address).
 mac_address default_mac(std::string_view vm_name, std::size_t index);
+
+/// The MAC address each NIC of `spec` gets, in `spec.networks` order: its explicit `mac`, or
+/// default_mac(spec.name, index). Refuses (with the field, e.g. "networks[2].mac") a multicast or
+/// all-zero address and any address used twice in the spec, including an explicit MAC equal to
+/// another NIC's derived one. validate_spec reports the same problems (all of them, not just the
+/// first); this is what a backend calls to put the addresses on its command line.
+boost::system::result<std::vector<mac_address>, spec_error> nic_macs(const vm_spec& spec);
 
 /// The spellings used in spec JSON ("cloud-hypervisor", "writeback", "virtio-blk", "fd-dgram", ...).
 std::string_view to_string(backend_kind) noexcept;

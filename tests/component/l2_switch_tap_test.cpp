@@ -1,9 +1,12 @@
 // A TAP port carries frames between the switch and a real network stack: the test creates a
-// network namespace, a TAP device inside it (opened from a thread that entered the namespace),
+// network namespace, a TAP device inside it (vmrt::net::tap_device),
 // gives the device an IPv4 address there, and an ARP request sent from a datagram port must come
 // back answered by the namespace's kernel through the switch. Needs root and /dev/net/tun; the
 // namespace (and with it the TAP) is deleted even when the test fails.
+#include "support/netns_guard.hpp"
 #include "support/switch_harness.hpp"
+
+#include <vmrt/net/tap_device.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -14,7 +17,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -25,49 +27,33 @@ using namespace std::chrono_literals;
 using vmrt::net::port_kind;
 using vmrt::test::broadcast_mac;
 using vmrt::test::frame_bytes;
+using vmrt::test::netns_guard;
 using vmrt::test::switch_harness;
 using vmrt::test::test_mac;
 
-int run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
-
-/// A network namespace of its own, deleted (with every device in it) on destruction.
-struct netns_guard {
-    std::string name = "vmrt-sw-" + std::to_string(::getpid());
-    netns_guard() {
-        run("ip netns del " + name);  // a leftover of a crashed earlier run with the same pid
-        BOOST_REQUIRE_MESSAGE(run("ip netns add " + name) == 0, "ip netns add failed (this test needs root)");
-    }
-    ~netns_guard() { run("ip netns del " + name); }
-    void ip(const std::string& args) const {
-        BOOST_REQUIRE_MESSAGE(run("ip -n " + name + " " + args) == 0,
-                              "ip -n " << name << " " << args << " failed");
-    }
-};
-
-/// Opens a new TAP device `dev` inside the namespace, from a thread that enters it (setns
-/// changes only the calling thread's namespace; the fd keeps the device where it was created).
-vmrt::io::unique_fd open_tap_in(const netns_guard& ns, const std::string& dev,
-                                short flags = IFF_TAP | IFF_NO_PI) {
-    vmrt::io::unique_fd tap;
+/// Opens a new TUN device (IP packets, no Ethernet header) inside the namespace, from a thread
+/// that enters it: the switch must refuse it as a TAP port. tap_device only makes TAPs.
+vmrt::io::unique_fd open_tun_in(const netns_guard& ns, const std::string& dev) {
+    vmrt::io::unique_fd tun;
     std::string failure;
     std::thread([&] {
-        vmrt::io::unique_fd nsfd(::open(("/var/run/netns/" + ns.name).c_str(), O_RDONLY | O_CLOEXEC));
+        vmrt::io::unique_fd nsfd(::open(("/run/netns/" + ns.name()).c_str(), O_RDONLY | O_CLOEXEC));
         if (!nsfd || ::setns(nsfd.get(), CLONE_NEWNET) != 0) {
             failure = std::string("setns: ") + std::strerror(errno);
             return;
         }
         vmrt::io::unique_fd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
         ifreq ifr{};
-        ifr.ifr_flags = flags;
+        ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
         std::strncpy(ifr.ifr_name, dev.c_str(), IFNAMSIZ - 1);
         if (!fd || ::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
             failure = std::string("/dev/net/tun TUNSETIFF: ") + std::strerror(errno);
             return;
         }
-        tap = std::move(fd);
+        tun = std::move(fd);
     }).join();
     BOOST_REQUIRE_MESSAGE(failure.empty(), failure);
-    return tap;
+    return tun;
 }
 
 frame_bytes arp_request(const vmrt::mac_address& sender, std::array<std::uint8_t, 4> sender_ip,
@@ -94,10 +80,12 @@ frame_bytes arp_request(const vmrt::mac_address& sender, std::array<std::uint8_t
 BOOST_AUTO_TEST_SUITE(l2_switch_tap_test)
 
 BOOST_AUTO_TEST_CASE(an_arp_request_is_answered_by_a_namespace_behind_a_tap_port) {
-    netns_guard ns;
-    vmrt::io::unique_fd tap = open_tap_in(ns, "vmrtsw0");
-    ns.ip("link set vmrtsw0 up");
-    ns.ip("addr add 10.199.0.1/24 dev vmrtsw0");
+    netns_guard ns("vmrt-sw");
+    // The switch moves plain Ethernet frames: no virtio-net header. tap_device brings it up.
+    auto tap_dev = vmrt::net::tap_device::open({.name = "vmrtsw0", .netns = ns.name(), .vnet_hdr = false});
+    BOOST_TEST_REQUIRE(tap_dev.created());
+    vmrt::io::unique_fd tap = tap_dev.release_fd();
+    ns.ip("addr", "add", "10.199.0.1/24", "dev", "vmrtsw0");
 
     switch_harness h;
     auto net = h.add_network("lan");
@@ -129,7 +117,7 @@ BOOST_AUTO_TEST_CASE(an_arp_request_is_answered_by_a_namespace_behind_a_tap_port
 }
 
 BOOST_AUTO_TEST_CASE(a_tun_or_unattached_fd_is_refused_as_a_tap_port) {
-    netns_guard ns;
+    netns_guard ns("vmrt-sw");
     switch_harness h;
     auto net = h.add_network("lan");
     // Opened but not attached to a device: refused.
@@ -140,8 +128,12 @@ BOOST_AUTO_TEST_CASE(a_tun_or_unattached_fd_is_refused_as_a_tap_port) {
     // A TUN device (IP packets, no Ethernet header) would mangle every frame: refused. (A TAP
     // without IFF_NO_PI cannot be told apart here: this kernel's TUNGETIFF reports IFF_NO_PI
     // whether or not the fd was opened with it, so that case is not tested.)
-    vmrt::io::unique_fd tun = open_tap_in(ns, "vmrtsw1", IFF_TUN | IFF_NO_PI);
+    vmrt::io::unique_fd tun = open_tun_in(ns, "vmrtsw1");
     BOOST_CHECK_THROW(h.call([&](auto& sw) { return sw.add_port(net, std::move(tun), port_kind::tap); }),
+                      vmrt::error);
+    // A TAP with a virtio-net header before every frame (what a VMM wants) is not a switch port.
+    auto vnet = vmrt::net::tap_device::open({.name = "vmrtsw2", .netns = ns.name(), .vnet_hdr = true});
+    BOOST_CHECK_THROW(h.call([&](auto& sw) { return sw.add_port(net, vnet.release_fd(), port_kind::tap); }),
                       vmrt::error);
 }
 

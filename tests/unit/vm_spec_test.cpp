@@ -267,6 +267,59 @@ BOOST_AUTO_TEST_CASE(mac_parse_and_format) {
         BOOST_TEST(!vmrt::mac_address::parse(bad).has_value(), "accepted \"" << bad << "\"");
 }
 
+BOOST_AUTO_TEST_CASE(nic_macs_gives_one_distinct_address_per_nic) {
+    vm_spec s;
+    s.name = "vm1";
+    const auto explicit_mac = vmrt::mac_address::parse("52:54:00:00:00:01");
+    s.networks.push_back({vmrt::nic_kind::tap, "t0", -1, explicit_mac});
+    s.networks.push_back({vmrt::nic_kind::tap, "t1", -1, std::nullopt});
+    s.networks.push_back({vmrt::nic_kind::fd_dgram, "", 7, std::nullopt});
+    {
+        const auto macs = vmrt::nic_macs(s);
+        BOOST_TEST_REQUIRE(macs.has_value());
+        BOOST_TEST_REQUIRE(macs->size() == 3u);
+        BOOST_TEST(((*macs)[0] == *explicit_mac));
+        BOOST_TEST(((*macs)[1] == vmrt::default_mac("vm1", 1)));
+        BOOST_TEST(((*macs)[2] == vmrt::default_mac("vm1", 2)));
+        BOOST_TEST(vmrt::nic_macs(vm_spec{}).value().empty());
+    }
+    const auto expect_refused = [](const vm_spec& spec, const std::string& field,
+                                   const std::string& fragment) {
+        const auto macs = vmrt::nic_macs(spec);
+        BOOST_TEST_REQUIRE(!macs.has_value());
+        BOOST_TEST(macs.error().field == field);
+        BOOST_TEST(macs.error().message.find(fragment) != std::string::npos, macs.error().message);
+        // value() turns it into vmrt::error(invalid_spec) naming the field.
+        try {
+            (void)macs.value();
+            BOOST_FAIL("value() did not throw");
+        } catch (const vmrt::error& e) {
+            BOOST_TEST((e.code() == vmrt::errc::invalid_spec));
+            BOOST_TEST(e.diag().field == field);
+        }
+    };
+    {
+        auto d = s;  // an explicit MAC repeated
+        d.networks[2].mac = explicit_mac;
+        expect_refused(d, "networks[2].mac", "already used by networks[0].mac");
+    }
+    {
+        auto d = s;  // an explicit MAC equal to a later NIC's derived one
+        d.networks[0].mac = vmrt::default_mac("vm1", 1);
+        expect_refused(d, "networks[1].mac", "already used by networks[0].mac");
+    }
+    {
+        auto d = s;  // an explicit MAC equal to an earlier NIC's derived one
+        d.networks[2].mac = vmrt::default_mac("vm1", 1);
+        expect_refused(d, "networks[2].mac", "already used by networks[1]'s default MAC");
+    }
+    {
+        auto d = s;
+        d.networks[1].mac = vmrt::mac_address::parse("01:00:5e:00:00:01");
+        expect_refused(d, "networks[1].mac", "unicast");
+    }
+}
+
 BOOST_AUTO_TEST_CASE(default_mac_properties) {
     std::set<std::array<std::uint8_t, 6>> seen;
     for (std::size_t i = 0; i < 1000; ++i) {

@@ -3,6 +3,7 @@
 // stop and its escalation), pause/resume, snapshot/restore, resizes, hotplug, counters, the
 // socket race, a VMM that dies mid-call, and the refusals of what CH cannot do.
 #include "hv/ch_driver.hpp"
+#include "support/netns_guard.hpp"
 #include "support/test_support.hpp"
 
 #include <vmrt/vm_manager.hpp>
@@ -243,6 +244,55 @@ BOOST_AUTO_TEST_CASE(disks_are_hot_plugged_and_removed_with_chs_errors_mapped) {
         auto [late, d5] = co_await manager->async_add_disk("hot", extra, tuple_awaitable);
         BOOST_TEST((late == vmrt::errc::invalid_state), late.message());
     });
+}
+
+// TAP NICs: created in the spec's netns through an fd vmrt opens (CH never sees the namespace),
+// inherited on CH's command line, or passed by SCM_RIGHTS in API mode and for hotplug; gone
+// with the VM because vmrt created them; a TAP that existed before is left in place.
+void tap_nics_in_a_netns(fixture& f, vmrt::hv::ch_launch_mode mode, const std::string& vm) {
+    vmrt::test::netns_guard ns("vmrt-ch");
+    f.use_mode(mode);
+    ns.ip("tuntap", "add", "dev", "kept0", "mode", "tap");  // the user's own, persistent TAP
+    auto s = f.spec(vm);
+    s.netns = ns.name();
+    s.networks.push_back({.kind = vmrt::nic_kind::tap, .tap_name = "made0"});
+    s.networks.push_back({.kind = vmrt::nic_kind::tap, .tap_name = "kept0"});
+    run_coro(f.ctx, [&]() -> asio::awaitable<void> {
+        auto info = co_await f.start_ready(s);
+        BOOST_TEST(ns.try_ip("link", "show", "made0").first == 0);
+        BOOST_TEST(vmrt::test::run_to_end("ip", vmrt::test::strings("link", "show", "made0")).first != 0,
+                   "the TAP must not appear in the root namespace");
+        const auto log = vmrt::test::read_file(info.run_dir / "vmm.log");
+        BOOST_TEST_MESSAGE(log);
+        if (mode == vmrt::hv::ch_launch_mode::command_line) {
+            BOOST_TEST(contains(log, "--net: inherited fd"));
+            BOOST_TEST(contains(log, "on TAP made0"));
+            BOOST_TEST(contains(vmrt::test::read_file(info.run_dir / "vmm.cmdline"), ",num_queues=2,id=net0"));
+        } else {
+            BOOST_TEST(contains(log, "vm.add-net: 1 fd(s) by SCM_RIGHTS, TAP made0"));
+            BOOST_TEST(contains(log, "vm.add-net: 1 fd(s) by SCM_RIGHTS, TAP kept0"));
+        }
+        // Hotplug: a third TAP, passed by SCM_RIGHTS.
+        vmrt::nic_spec extra{.kind = vmrt::nic_kind::tap, .tap_name = "hot0"};
+        auto [aec, dev] = co_await f.manager->async_add_network(vm, extra, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!aec, aec.message());
+        BOOST_TEST(ns.try_ip("link", "show", "hot0").first == 0);
+        BOOST_TEST(contains(vmrt::test::read_file(info.run_dir / "vmm.log"), "SCM_RIGHTS, TAP hot0"));
+
+        auto [sec, outcome] = co_await f.manager->async_stop(vm, 5s, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!sec, sec.message());
+    });
+    BOOST_TEST(ns.try_ip("link", "show", "made0").first != 0, "a TAP vmrt created must go with the VM");
+    BOOST_TEST(ns.try_ip("link", "show", "hot0").first != 0, "a hot-plugged TAP must go with the VM");
+    BOOST_TEST(ns.try_ip("link", "show", "kept0").first == 0, "the user's TAP must stay");
+}
+
+BOOST_AUTO_TEST_CASE(tap_nics_live_in_the_specs_netns_on_the_command_line) {
+    tap_nics_in_a_netns(*this, vmrt::hv::ch_launch_mode::command_line, "tapcli");
+}
+
+BOOST_AUTO_TEST_CASE(tap_nics_are_passed_by_scm_rights_in_api_mode) {
+    tap_nics_in_a_netns(*this, vmrt::hv::ch_launch_mode::api, "tapapi");
 }
 
 BOOST_AUTO_TEST_CASE(a_guest_that_ignores_the_power_button_is_ended_by_vmm_shutdown) {

@@ -327,7 +327,9 @@ std::string with_passed_fds(const std::string& body, const std::vector<int>& fds
     json::array list;
     for (int fd : fds) list.push_back(fd);
     v.as_object()["fds"] = std::move(list);
-    if (auto name = tap_name(fds.front()); !name.empty()) v.as_object()["tap"] = name;
+    const auto name = tap_name(fds.front());
+    if (!name.empty()) v.as_object()["tap"] = name;
+    std::fprintf(stderr, "vm.add-net: %zu fd(s) by SCM_RIGHTS, TAP %s\n", fds.size(), name.empty() ? "(none)" : name.c_str());
     return json::serialize(v);
 }
 
@@ -655,7 +657,10 @@ int main(int argc, char** argv) {
                     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
                     list.push_back(fd);
                 }
-                if (auto name = fds.empty() ? std::string() : tap_name(fds.front()); !name.empty()) n["tap"] = name;
+                if (auto name = fds.empty() ? std::string() : tap_name(fds.front()); !name.empty()) {
+                    n["tap"] = name;
+                    std::fprintf(stderr, "--net: inherited fd %d on TAP %s\n", fds.front(), name.c_str());
+                }
                 n["fds"] = std::move(list);
             }
             add_list("net", std::move(n));

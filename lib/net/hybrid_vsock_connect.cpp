@@ -115,7 +115,9 @@ private:
         if (!ec) co_return std::nullopt;
         co_await throw_if_cancelled();
         if (ec == errc::timeout) {
-            last_reason_ = std::string(step) + ": no progress before the deadline";
+            // Keep why the attempt before failed: "guest not listening" matters more than "cut short".
+            last_reason_ = std::string(step) + ": still waiting at the deadline" +
+                           (attempts_ > 1 ? "; the attempt before: " + last_reason_ : std::string());
             throw timed_out();
         }
         attempt_result r;
@@ -129,6 +131,21 @@ private:
         r.what = attempt_result::kind::fatal;
         r.ec = ec;
         co_return r;
+    }
+
+    // For the error message only (the connection is dropped): the rest of a malformed reply line,
+    // as far as it arrives within a moment.
+    asio::awaitable<std::string> rest_of_line(stream_protocol::socket& s, std::string seen) {
+        const auto limit = std::min(remaining(), clock::duration(std::chrono::milliseconds(100)));
+        const auto until = clock::now() + limit;
+        while (seen.size() < hybrid_vsock::max_line_bytes && seen.back() != '\n' && clock::now() < until) {
+            char byte = 0;
+            auto [ec, n] = co_await io::with_timeout(
+                s.async_read_some(asio::buffer(&byte, 1), asio::deferred), until - clock::now());
+            if (ec || n != 1) break;
+            seen.push_back(byte);
+        }
+        co_return seen;
     }
 
     asio::awaitable<attempt_result> attempt(stream_protocol::socket& s) {
@@ -155,11 +172,12 @@ private:
             }
             if (n == 1) parser.feed(byte);
         }
-        if (parser.state() == hybrid_vsock::reply_parser::status::malformed)
+        if (parser.state() == hybrid_vsock::reply_parser::status::malformed) {
+            const std::string seen = co_await rest_of_line(s, parser.line());
             throw vmrt::error(errc::protocol_error,
-                              {.message = where() + "malformed reply \"" +
-                                          hybrid_vsock::printable(parser.line()) + "\": " + parser.error() +
-                                          " (expected \"OK <port>\\n\")"});
+                              {.message = where() + "malformed reply \"" + hybrid_vsock::printable(seen) +
+                                          "\": " + parser.error() + " (expected \"OK <port>\\n\")"});
+        }
         attempt_result ok;
         ok.what = attempt_result::kind::connected;
         ok.host_port = parser.host_port();
@@ -180,8 +198,19 @@ asio::awaitable<hybrid_vsock_stream> async_hybrid_vsock_connect(std::filesystem:
                                                                 std::uint32_t port,
                                                                 hybrid_vsock_connect_options opts) {
     check_socket_path(vsock_socket, "vsock socket");
+    const std::string what = vsock_socket.string();
     handshake h(std::move(vsock_socket), port, opts);
-    co_return co_await h.run();
+    try {
+        co_return co_await h.run();
+    } catch (const vmrt::error&) {
+        throw;
+    } catch (const boost::system::system_error& e) {
+        // Once the coroutine is cancelled, Asio throws operation_aborted from the next co_await.
+        if (e.code() != asio::error::operation_aborted) throw;
+    }
+    throw vmrt::error(errc::cancelled,
+                      {.message = "hybrid vsock connect to guest port " + std::to_string(port) + " through " +
+                                  what + ": cancelled"});
 }
 
 asio::awaitable<hybrid_vsock_stream> async_hybrid_vsock_connect(std::filesystem::path vsock_socket,

@@ -184,6 +184,40 @@ BOOST_AUTO_TEST_CASE(connect_handshake_then_echo_round_trip) {
     });
 }
 
+// The double's muxer itself, driven with raw bytes: what CH accepts and what it closes silently (§4).
+BOOST_AUTO_TEST_CASE(double_reads_commands_as_ch_does) {
+    vmrt::test::temp_dir dir;
+    fake_ch_vsock fake(dir);
+    run_coro([&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake.start(ex, listen_on("1234"));
+        BOOST_TEST_REQUIRE(co_await appears(fake.vsock()));
+        // Everything a peer answers before closing, up to 64 bytes.
+        auto exchange = [&](std::string bytes) -> asio::awaitable<std::string> {
+            stream_socket raw(ex);
+            raw.connect(asio::local::stream_protocol::endpoint(fake.vsock().string()));
+            co_await write_all(raw, bytes);
+            std::string got;
+            for (;;) {
+                char buf[64];
+                auto [ec, n] = co_await vmrt::io::with_timeout(
+                    raw.async_read_some(asio::buffer(buf), asio::deferred), 1s);
+                got.append(buf, n);
+                if (ec || got.size() >= 64 || got.find("tail") != std::string::npos) break;
+            }
+            co_return got;
+        };
+        // Case-insensitive keyword, spaces around the port; data right after the `\n` is not swallowed.
+        const std::string lenient = co_await exchange("connect   1234  \ntail");
+        BOOST_TEST(std::regex_match(lenient, std::regex("OK [0-9]+\ntail")), lenient);
+        // Not listening, malformed, or too long: closed without a message.
+        BOOST_TEST(co_await exchange("CONNECT 99\n") == "");
+        BOOST_TEST(co_await exchange("HELLO 1234\n") == "");
+        BOOST_TEST(co_await exchange("CONNECT 12x4\n") == "");
+        BOOST_TEST(co_await exchange("CONNECT 1234" + std::string(20, ' ') + "\n") == "");  // 33 bytes
+    });
+}
+
 BOOST_AUTO_TEST_CASE(guest_not_listening_is_retried_until_the_deadline) {
     vmrt::test::temp_dir dir;
     fake_ch_vsock fake(dir);

@@ -23,12 +23,28 @@
 //                       late-socket=<ms>            path mode: bind the socket that much later;
 //                                                   fd mode: start accepting that much later
 //                       malformed-body=<endpoint>   answer 200 with a body that is not JSON
+//                       vsock-bad-reply             hybrid vsock: answer `NOPE\n` to a valid CONNECT
+//                       vsock-silent                hybrid vsock: the guest never answers a CONNECT;
+//                                                   the connection closes after CH's 2 s
 //   VMRT_FAKE_CH_POWER_OFF_MS  how long the guest takes to react to vm.power-button (default 50;
 //                              "never": the guest ignores it, as a guest without ACPI does)
 //   VMRT_FAKE_CH_READY_IP      the address in the serial ready line (default 192.168.64.2; "none")
 //   VMRT_FAKE_CH_READY_MS      delay from boot to the ready line (default 50)
+// Hybrid vsock (§4, fake_ch/vsock_muxer.hpp): with a `vsock` device (--vsock cid=N,socket=P, or in
+// the vm.create config, or vm.add-vsock on a live VM) the double binds P when the VM is built
+// (boot/restore/hot-add; an existing P fails it: exit 1 in CLI mode, 500 from the API), answers
+// `CONNECT <port>\n` with `OK <host_port>\n` for guest ports that listen, and removes P when the
+// VM shuts down, is deleted or rebooted, the device is removed, or the VMM exits cleanly. The
+// emulated guest:
+//   VMRT_FAKE_CH_VSOCK_LISTEN=<port>,...           guest ports with an echo service
+//   VMRT_FAKE_CH_VSOCK_GUEST_CONNECT=<port>:<text>[;<port>:<text>...]
+//                                                  once the device is up, the guest connects to
+//                                                  CID 2 <port> (the double connects to P_<port>,
+//                                                  retrying every 50 ms), sends <text>, then echoes
+//                                                  back what it reads until EOF
 // A leaked double cannot live on: it exits after 10 minutes.
 #include "fake_ch/fake_vmm.hpp"
+#include "fake_ch/vsock_muxer.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -195,7 +211,8 @@ struct fake_process {
     asio::io_context* ctx = nullptr;
     faults fault = read_faults();
     std::optional<fake_ch::vmm> vmm;
-    std::string socket_path;  // path mode: removed on a clean exit (§2.1)
+    std::optional<fake_ch::vsock_muxer> vsock;  // the hybrid-vsock device's host side (§4)
+    std::string socket_path;                    // path mode: removed on a clean exit (§2.1)
     int connections = 0;
 
     [[noreturn]] void clean_exit(int code) {
@@ -207,6 +224,23 @@ struct fake_process {
 };
 
 fake_process* proc = nullptr;
+
+// ---- hybrid vsock (§4): the device lives as long as the VM object ----
+
+void vsock_follow(const std::string& source, const std::string& event) {
+    if (source != "vm" || !proc->vsock) return;
+    if (event == "shutdown" || event == "deleted" || event == "rebooting") {
+        proc->vsock->stop();           // the socket file goes with the device
+    } else if (event == "rebooted") {  // CH re-creates the VM, and the device with it
+        const auto& config = proc->vmm->config();
+        if (auto* v = config ? config->if_contains("vsock") : nullptr; v && v->is_object())
+            if (auto failed = proc->vsock->start(v->as_object()))
+                std::fprintf(stderr, "Error: %s\n", failed->c_str());
+    } else if (event == "device-removed") {
+        const auto& config = proc->vmm->config();
+        if (!config || !config->contains("vsock")) proc->vsock->stop();
+    }
+}
 
 // ---- HTTP on the wire (§2.2) ----
 
@@ -704,6 +738,7 @@ int main(int argc, char** argv) {
         [](const std::string& s, const std::string& e, const json::value& props) {
             proc->monitor.write(s, e, props);
             on_vm_event(s, e);
+            vsock_follow(s, e);
         },
         no_shutdown);
     if (!event_monitor_spec.empty()) {
@@ -718,6 +753,8 @@ int main(int argc, char** argv) {
 
     asio::io_context ctx;
     p.ctx = &ctx;
+    p.vsock.emplace(ctx.get_executor(), fake_ch::vsock_muxer::from_environment());
+    p.vmm->set_vsock_attach([](const json::object& vsock) { return proc->vsock->start(vsock); });
     std::optional<stream_protocol::acceptor> acceptor;
     if (!api_socket.empty()) {
         int fd = -1;

@@ -186,6 +186,7 @@ reply vmm::boot() {
     if (fs && fs->is_array() && !fs->as_array().empty() && !shared)
         return error(400, "The VM could not boot",
                      "Using vhost-user requires using shared memory or huge pages");
+    if (auto failed = attach_vsock(*config_)) return error(500, "The VM could not boot", *failed);
     events_("vm", "booting", nullptr);
     assign_ids();
     live_ = true;
@@ -193,6 +194,13 @@ reply vmm::boot() {
     events_("vm", "booted", nullptr);
     for (const auto& [id, bdf] : bdfs_) events_("virtio-device", "activated", json::object{{"id", id}});
     return {204, std::nullopt};
+}
+
+// The vsock device binds its socket when the VM object is built; failure fails the action (§4).
+std::optional<std::string> vmm::attach_vsock(const json::object& config) const {
+    auto* vsock = config.if_contains("vsock");
+    if (!vsock_attach_ || !vsock || !vsock->is_object()) return std::nullopt;
+    return vsock_attach_(vsock->as_object());
 }
 
 bool vmm::cli_create_and_boot(json::object config, std::string& message) {
@@ -252,6 +260,9 @@ reply vmm::add_device(const std::string& endpoint, const std::string& body) {
               memory->as_object().at("shared") == true))
             return error(400, kind.action, "Using vhost-user requires using shared memory or huge pages");
     }
+    if (live_ && endpoint == "vm.add-vsock")
+        if (auto failed = vsock_attach_ ? vsock_attach_(*device) : std::nullopt)
+            return error(500, kind.action, *failed);
     if (!live_) {  // cold: only the config is edited, 204 with no body (§1.3)
         if (kind.single) {
             (*config_)[kind.config_key] = std::move(*device);
@@ -551,6 +562,7 @@ reply vmm::handle(const std::string& method, const std::string& endpoint, const 
         auto restored = json::parse(text.str(), ec);
         if (!in || ec || !restored.is_object() || !std::filesystem::exists(dir / "memory-ranges"))
             return error(500, action, "Cannot read the snapshot in " + dir.string());
+        if (auto failed = attach_vsock(restored.as_object())) return error(500, action, *failed);
         events_("vm", "restoring", nullptr);
         config_ = std::move(restored.as_object());
         assign_ids();

@@ -50,6 +50,12 @@ public:
     bool booted() const { return live_; }
     const std::optional<json::object>& config() const { return config_; }
 
+    /// The host side of the VM's vsock device (the process's vsock muxer, vsock_muxer.hpp): run
+    /// with the device's config when the VM object is built (boot, restore) or a vsock is hot-added
+    /// to a live VM. It returns CH's root error text to fail that request (socket path in use).
+    using vsock_attach = std::function<std::optional<std::string>(const json::object& vsock)>;
+    void set_vsock_attach(vsock_attach attach) { vsock_attach_ = std::move(attach); }
+
 private:
     reply error(int status, const std::string& action, const std::string& root) const;
     std::string next_id(const std::string& prefix);
@@ -59,6 +65,7 @@ private:
     std::string state_name() const;
     reply add_device(const std::string& endpoint, const std::string& body);
     reply boot();
+    std::optional<std::string> attach_vsock(const json::object& config) const;
 
     event_sink events_;
     bool no_shutdown_;
@@ -69,6 +76,7 @@ private:
     std::map<std::string, unsigned> id_counters_;
     std::map<std::string, std::string> bdfs_;  // id -> bdf of devices of the live VM
     unsigned next_slot_ = 1;
+    vsock_attach vsock_attach_;
 };
 
 }  // namespace fake_ch

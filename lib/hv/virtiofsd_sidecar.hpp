@@ -83,7 +83,8 @@ public:
     void arm();
     /// The VM is stopping: a daemon that exits from now on stays down.
     void disarm() noexcept;
-    /// Disarms, kills and reaps the daemon now. The socket stays until destruction.
+    /// Disarms, kills and reaps the daemon now, for good (arm() does nothing afterwards). The
+    /// socket stays until destruction.
     void stop() noexcept;
 
     bool armed() const noexcept;

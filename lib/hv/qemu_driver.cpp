@@ -6,6 +6,7 @@
 #include "hv/qemu_migration.hpp"
 #include "hv/qmp_client.hpp"
 #include "io/unix_listener.hpp"
+#include "hv/virtiofsd_sidecar.hpp"
 
 #include <vmrt/io/atomic_file.hpp>
 #include <vmrt/io/unique_fd.hpp>
@@ -42,8 +43,9 @@ using io::unique_fd;
 
 error_code last_error() { return {errno, boost::system::system_category()}; }
 
-// A listening Unix socket bound to `path`, handed to a child (virtiofsd --fd, QEMU's control
-// chardev): its peer can connect at once, with no wait for the child to create it.
+// A listening Unix socket bound to `path`, handed to a child (QEMU's control chardev): the socket
+// exists before the child starts, so its peer can connect at once, with no wait for the child to
+// create it. (virtiofsd's sockets are bound the same way, by virtiofsd_sidecar.)
 unique_fd listen_unix(const std::filesystem::path& path) {
     auto fd = io::listen_unix(path, 1);
     if (!fd) fail("cannot listen on " + path.string() + ": " + fd.error().message());
@@ -72,7 +74,7 @@ struct launch_resources {
     unique_fd saved_state;
     unique_fd control_listener;
     std::filesystem::path control_socket;
-    std::vector<io::process> sidecars;
+    std::vector<std::unique_ptr<virtiofsd_sidecar>> sidecars;
 
     void inherit(int fd) { vmm.inherited_fds.push_back(fd); }
 };
@@ -96,22 +98,25 @@ void open_saved_state(launch_resources& r, const std::filesystem::path& snapshot
     r.inherit(r.saved_state.get());
 }
 
+virtiofsd_options share_options(const vm_spec& s, std::size_t i, const std::filesystem::path& run_dir,
+                                const std::filesystem::path& virtiofsd) {
+    return {.binary = virtiofsd,
+            .shared_dir = s.shared_dirs[i].host_path,
+            .socket = run_dir / ("fs" + std::to_string(i) + ".sock"),
+            .read_only = s.shared_dirs[i].read_only,
+            .log_file = run_dir / ("virtiofsd-" + std::to_string(i) + ".log"),
+            .tag = s.shared_dirs[i].tag};
+}
+
+// Not armed: QEMU keeps its vhost-user connection across guest reboots, and its vhost-user-fs
+// cannot reconnect to a new daemon anyway; the daemon lives as long as QEMU's connection.
 void start_virtiofsd_sidecars(launch_resources& r, const vm_spec& s, const launch_context& ctx,
                               const std::filesystem::path& virtiofsd) {
     for (std::size_t i = 0; i < s.shared_dirs.size(); ++i) {
-        auto sock = ctx.run_dir / ("fs" + std::to_string(i) + ".sock");
-        auto listener = listen_unix(sock);
-        io::process_options v;
-        v.program = virtiofsd;
-        v.args = {"--fd=" + std::to_string(listener.get()), "-o",
-                  "source=" + s.shared_dirs[i].host_path.string(), "-o", "cache=auto"};
-        v.inherited_fds = {listener.get()};
-        v.log_file = ctx.run_dir / ("virtiofsd-" + std::to_string(i) + ".log");
-        error_code ec;
-        auto side = io::process::spawn(ctx.executor, v, ec);
-        if (ec) fail("cannot start virtiofsd for " + s.shared_dirs[i].tag + ": " + ec.message());
-        r.sidecars.push_back(std::move(side));  // killed by its destructor if the launch fails later
-        r.rt.virtiofs_sockets.push_back(sock);
+        // Killed and its socket removed by its destructor if the launch fails later.
+        r.sidecars.push_back(std::make_unique<virtiofsd_sidecar>(
+            ctx.executor, share_options(s, i, ctx.run_dir, virtiofsd), ctx.note));
+        r.rt.virtiofs_sockets.push_back(r.sidecars.back()->options().socket);
     }
 }
 
@@ -246,16 +251,17 @@ public:
         if (s.vsock && !std::filesystem::exists("/dev/vhost-vsock"))
             return spec_error{"vsock", "QEMU needs /dev/vhost-vsock for vsock, and this host has none; "
                                        "use \"control_channel\" for a host <-> guest stream"};
+        // The daemon decides what a share can be (QEMU 7.2's C virtiofsd cannot export read-only).
         for (std::size_t i = 0; i < s.shared_dirs.size(); ++i)
-            if (s.shared_dirs[i].read_only)
-                return spec_error{"shared_dirs[" + std::to_string(i) + "].read_only",
-                                  "the virtiofsd of this QEMU cannot export a directory read-only"};
+            if (auto why =
+                    virtiofsd_sidecar::cannot_serve(share_options(s, i, "/probe", opts_.virtiofsd_binary)))
+                return spec_error{"shared_dirs[" + std::to_string(i) + "]" +
+                                      (s.shared_dirs[i].read_only ? ".read_only" : ""),
+                                  *why};
         if (s.netns)
             for (std::size_t i = 0; i < s.networks.size(); ++i)
                 if (s.networks[i].kind == nic_kind::user)
                     return spec_error{"networks[" + std::to_string(i) + "]", "a user NIC needs no netns"};
-        if (!s.shared_dirs.empty() && !std::filesystem::exists(opts_.virtiofsd_binary))
-            return spec_error{"shared_dirs", opts_.virtiofsd_binary.string() + " is not installed"};
         if (s.boot == boot_mode::uefi && !s.firmware && !default_ovmf_code())
             return spec_error{"firmware", "uefi boot needs a firmware: none is named and OVMF is not "
                                           "installed (apt-get install ovmf)"};

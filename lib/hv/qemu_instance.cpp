@@ -65,7 +65,7 @@ qemu_instance::~qemu_instance() {
 asio::awaitable<exit_status> qemu_instance::wait_exit() {
     auto status = co_await p_.vmm.async_wait(asio::use_awaitable);
     // virtiofsd leaves when its vhost-user peer disconnects; make sure it does.
-    for (auto& s : p_.sidecars) s.kill_and_reap();
+    for (auto& s : p_.sidecars) s->stop();
     co_return status;
 }
 
@@ -76,7 +76,7 @@ void qemu_instance::terminate() { p_.vmm.signal(SIGTERM); }
 void qemu_instance::kill() {
     p_.vmm.signal_group(SIGKILL);
     p_.vmm.signal(SIGKILL);
-    for (auto& s : p_.sidecars) s.kill_and_reap();
+    for (auto& s : p_.sidecars) s->stop();
 }
 
 // QMP stop/cont freeze the vCPUs; the guest's clock stops with them.

@@ -4,11 +4,13 @@
 #pragma once
 
 #include "hv/qmp_client.hpp"
+#include "hv/virtiofsd_sidecar.hpp"
 
 #include <vmrt/driver.hpp>
 #include <vmrt/io/process.hpp>
 
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 namespace vmrt::hv {
@@ -16,7 +18,7 @@ namespace vmrt::hv {
 struct qemu_instance_parts {
     io::process vmm;
     qmp::client qmp;
-    std::vector<io::process> sidecars;  ///< killed and reaped with the VM
+    std::vector<std::unique_ptr<virtiofsd_sidecar>> sidecars;  ///< killed and reaped with the VM
     std::filesystem::path vmm_log;
     std::filesystem::path run_dir;
     std::filesystem::path control_socket;  ///< empty without spec.control_channel; removed with the VM

@@ -125,9 +125,11 @@ error_code make_plan(const process_options& opts, exec_plan& plan, std::string& 
     plan.inherited_fds = opts.inherited_fds;
     plan.stdin_fd = open_cloexec("/dev/null", O_RDWR, ec);
     if (!ec) {
-        plan.output_fd = opts.log_file
-                             ? open_cloexec(opts.log_file->c_str(), O_WRONLY | O_CREAT | O_TRUNC, ec, 0644)
-                             : open_cloexec("/dev/null", O_WRONLY, ec);
+        plan.output_fd =
+            opts.log_file
+                ? open_cloexec(opts.log_file->c_str(),
+                               O_WRONLY | O_CREAT | (opts.append_log ? O_APPEND : O_TRUNC), ec, 0644)
+                : open_cloexec("/dev/null", O_WRONLY, ec);
     }
     if (ec) {
         what = "cannot open " + (opts.log_file ? opts.log_file->native() : std::string("/dev/null"));

@@ -5,6 +5,7 @@
 // Malformed framing is tested against a raw in-test peer instead (the double only sends what CH
 // sends).
 #include "hv/ch_api.hpp"
+#include "hv/virtiofsd_sidecar.hpp"
 #include "io/http_unix_client.hpp"
 #include "support/test_support.hpp"
 
@@ -610,8 +611,16 @@ BOOST_AUTO_TEST_CASE(path_mode_and_cli_boot) {
         BOOST_TEST(info.config.memory.size == 512ull << 20);
         BOOST_TEST(info.config.memory.shared.value_or(false));
         BOOST_TEST(info.config.serial->file.value_or("") == (dir / "serial.log").string());
-        // Shared memory: virtio-fs hotplug is accepted.
-        ch::fs_config share{"share", (dir / "virtiofsd.sock").string(), 1, 1024, std::nullopt};
+        // Shared memory: virtio-fs hotplug is accepted. The double connects to the backend at
+        // vm.add-fs as CH does (and needs a real one: virtiofsd_sidecar_test), so one runs here.
+        vmrt::hv::virtiofsd_options backend;
+        backend.binary = "/usr/lib/qemu/virtiofsd";
+        backend.shared_dir = dir.path();
+        backend.socket = dir / "virtiofsd.sock";
+        backend.log_file = dir / "virtiofsd.log";
+        backend.tag = "share";
+        vmrt::hv::virtiofsd_sidecar virtiofsd(ex, backend);
+        ch::fs_config share{"share", backend.socket.string(), 1, 1024, std::nullopt};
         auto fs = co_await api.vm_add_fs(share);
         BOOST_TEST_REQUIRE(fs.has_value());
         BOOST_TEST(fs->id == "_fs0");

@@ -15,6 +15,17 @@
 // Exit: 0 after vmm.shutdown, SIGTERM/SIGINT or a guest power-off (§3.1); 1 on runtime errors;
 // 2 on usage errors; 3 when an injected crash fires.
 //
+// virtio-fs (§8 "CH side", fake_ch/vhost_user_frontend.cpp): the `socket` of every --fs / "fs"
+// device is connected when CH would connect it: at boot (CLI or vm.boot), hot vm.add-fs, the
+// re-creation of a rebooted VM and vm.restore; never at vm.create. The double retries every 100 ms
+// for up to 60 s (VMRT_FAKE_CH_VHOST_USER_WAIT_MS for tests), blocking the whole API as CH does
+// (#8052), then sends VHOST_USER_GET_FEATURES and needs a reply (a real backend is there). Cannot
+// connect: CLI mode exits 1 with the error on stderr; vm.boot / vm.reboot / vm.add-fs /
+// vm.restore answer 500 with the error chain (a failed reboot leaves the VM not running). The
+// connection is held while the VM runs and closed at vm.shutdown, vm.delete, vm.reboot (then
+// reconnected), vm.remove-device, vmm.shutdown, SIGTERM and guest power-off; closing it is what
+// makes virtiofsd exit. --fs needs --memory shared=on (checked at boot, §3).
+//
 // Faults for tests, from the environment (comma-separated), never from CH's command line:
 //   VMRT_FAKE_CH_FAULTS=crash-on=<endpoint>         exit 3 after reading that request, no reply
 //                       crash-mid-reply=<endpoint>  write half of the reply, then exit 3
@@ -45,6 +56,7 @@
 // A leaked double cannot live on: it exits after 10 minutes.
 #include "fake_ch/fake_vmm.hpp"
 #include "fake_ch/vsock_muxer.hpp"
+#include "fake_ch/vhost_user_frontend.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -212,6 +224,7 @@ struct fake_process {
     faults fault = read_faults();
     std::optional<fake_ch::vmm> vmm;
     std::optional<fake_ch::vsock_muxer> vsock;  // the hybrid-vsock device's host side (§4)
+    fake_ch::fs_frontends fs;                   // virtio-fs backends (virtiofsd) of the VM
     std::string socket_path;                    // path mode: removed on a clean exit (§2.1)
     int connections = 0;
 
@@ -739,8 +752,10 @@ int main(int argc, char** argv) {
             proc->monitor.write(s, e, props);
             on_vm_event(s, e);
             vsock_follow(s, e);
+            proc->fs.on_event(s, e, props);  // a stopping VM closes its vhost-user connections
         },
         no_shutdown);
+    p.vmm->set_fs_connector([](const json::array& devices) { return proc->fs.connect(devices); });
     if (!event_monitor_spec.empty()) {
         if (event_monitor_spec.starts_with("fd="))
             p.monitor.open_fd(std::atoi(event_monitor_spec.c_str() + 3));

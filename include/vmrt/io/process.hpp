@@ -36,6 +36,7 @@ struct process_options {
     std::filesystem::path program;                  ///< a path, or a bare name looked up in our PATH
     std::vector<std::string> args;                  ///< argv[1..]; argv[0] is `program`
     std::optional<std::filesystem::path> log_file;  ///< stdout+stderr (truncated); unset: /dev/null
+    bool append_log = false;  ///< append to `log_file` instead of truncating it (a restarted daemon)
     std::vector<std::pair<std::string, std::string>> env_overrides;  ///< added to the inherited environment
     std::vector<int> inherited_fds;  ///< kept open in the child at the same number
     std::optional<std::filesystem::path> working_dir;

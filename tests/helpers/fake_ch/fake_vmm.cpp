@@ -177,6 +177,16 @@ void vmm::assign_ids() {
     });
 }
 
+std::optional<std::string> vmm::connect_fs(const json::array& devices) const {
+    if (!connect_fs_ || devices.empty()) return std::nullopt;
+    return connect_fs_(devices);
+}
+
+std::optional<std::string> vmm::connect_all_fs() const {
+    const auto* fs = config_ ? config_->if_contains("fs") : nullptr;
+    return fs && fs->is_array() ? connect_fs(fs->as_array()) : std::nullopt;
+}
+
 reply vmm::boot() {
     // Config validation happens at boot, not at create (§1.3); this one is documented in §3.
     auto* fs = config_->if_contains("fs");
@@ -186,9 +196,11 @@ reply vmm::boot() {
     if (fs && fs->is_array() && !fs->as_array().empty() && !shared)
         return error(400, "The VM could not boot",
                      "Using vhost-user requires using shared memory or huge pages");
+    assign_ids();
+    // The devices are built (and vhost-user backends connected) before the "booting" event.
+    if (auto failure = connect_all_fs()) return error(500, "The VM could not boot", *failure);
     if (auto failed = attach_vsock(*config_)) return error(500, "The VM could not boot", *failed);
     events_("vm", "booting", nullptr);
-    assign_ids();
     live_ = true;
     paused_ = false;
     events_("vm", "booted", nullptr);
@@ -275,6 +287,8 @@ reply vmm::add_device(const std::string& endpoint, const std::string& body) {
     }
     std::string new_id = id ? std::string(id->as_string()) : next_id(kind.id_prefix);
     (*device)["id"] = new_id;
+    if (endpoint == "vm.add-fs")
+        if (auto failure = connect_fs(json::array{*device})) return error(500, kind.action, *failure);
     if (kind.single) {
         (*config_)[kind.config_key] = std::move(*device);
     } else {
@@ -332,8 +346,12 @@ reply vmm::handle(const std::string& method, const std::string& endpoint, const 
     }
     if (endpoint == "vm.reboot") {
         if (!live_) return error(404, "The VM could not reboot", not_created);  // 404 even if created (§1.3)
-        events_("vm", "rebooting", nullptr);
+        events_("vm", "rebooting", nullptr);  // closes the vhost-user connections (virtiofsd exits)
         paused_ = false;
+        if (auto failure = connect_all_fs()) {  // the re-created VM's devices connect again
+            live_ = false;
+            return error(500, "The VM could not reboot", *failure);
+        }
         events_("vm", "rebooted", nullptr);
         return {204, std::nullopt};
     }
@@ -566,6 +584,10 @@ reply vmm::handle(const std::string& method, const std::string& endpoint, const 
         events_("vm", "restoring", nullptr);
         config_ = std::move(restored.as_object());
         assign_ids();
+        if (auto failure = connect_all_fs()) {
+            config_.reset();
+            return error(500, action, *failure);
+        }
         live_ = true;
         paused_ = true;  // Paused unless resume:true (§5)
         events_("vm", "restored", nullptr);

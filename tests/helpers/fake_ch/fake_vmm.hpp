@@ -26,6 +26,11 @@ enum class follow_up { none, exit_vmm, guest_power_off_soon };
 /// (source, event, properties or null), in CH's event-monitor vocabulary (§7).
 using event_sink = std::function<void(const std::string&, const std::string&, const json::value&)>;
 
+/// Connects the vhost-user backends of virtio-fs devices (objects with "socket" and "id"), blocking,
+/// as CH does when it builds them (§8 "CH side"); returns the error text if one cannot be reached.
+/// The I/O lives outside the state machine (vhost_user_frontend.hpp); disconnects follow the events.
+using fs_connector = std::function<std::optional<std::string>(const json::array& devices)>;
+
 class vmm {
 public:
     vmm(event_sink events, bool no_shutdown);
@@ -55,6 +60,8 @@ public:
     /// to a live VM. It returns CH's root error text to fail that request (socket path in use).
     using vsock_attach = std::function<std::optional<std::string>(const json::object& vsock)>;
     void set_vsock_attach(vsock_attach attach) { vsock_attach_ = std::move(attach); }
+    /// Called at boot, hot vm.add-fs, reboot and restore; unset: no backend is contacted.
+    void set_fs_connector(fs_connector c) { connect_fs_ = std::move(c); }
 
 private:
     reply error(int status, const std::string& action, const std::string& root) const;
@@ -66,6 +73,8 @@ private:
     reply add_device(const std::string& endpoint, const std::string& body);
     reply boot();
     std::optional<std::string> attach_vsock(const json::object& config) const;
+    std::optional<std::string> connect_fs(const json::array& devices) const;
+    std::optional<std::string> connect_all_fs() const;
 
     event_sink events_;
     bool no_shutdown_;
@@ -77,6 +86,7 @@ private:
     std::map<std::string, std::string> bdfs_;  // id -> bdf of devices of the live VM
     unsigned next_slot_ = 1;
     vsock_attach vsock_attach_;
+    fs_connector connect_fs_;
 };
 
 }  // namespace fake_ch

@@ -65,6 +65,8 @@ public:
 
     const strand_type& strand() const noexcept { return strand_; }
     const std::string& name() const noexcept { return spec_.name; }
+    /// The spec the VM was started with (never changes: safe from any thread).
+    const vm_spec& spec() const noexcept { return spec_; }
 
     /// Launches the VM; completes when it is Running, or throws vmrt::error (state becomes Failed).
     boost::asio::awaitable<vm_info> start();

@@ -42,6 +42,16 @@ void vm_manager::counters_impl(std::string name, asio::any_completion_handler<vo
                                [](detail::vm_actor& a) { return a.counters(); });
 }
 
+net::hybrid_vsock_listener vm_manager::vsock_listen(const std::string& name, std::uint32_t port) {
+    auto actor = find(name);
+    if (!actor) throw error(make_error_code(errc::not_found), {.message = "no VM named " + name});
+    const auto& spec = actor->spec();
+    if (!spec.vsock)
+        throw error(make_error_code(errc::unsupported),
+                    {.message = "the VM has no vsock device (set \"vsock\" in its spec)", .field = "vsock"});
+    return net::hybrid_vsock_listener::bind(ex_, spec.vsock->socket, port);
+}
+
 namespace {
 
 using socket_type = asio::local::stream_protocol::socket;

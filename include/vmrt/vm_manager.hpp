@@ -19,6 +19,7 @@
 #include <vmrt/driver.hpp>
 #include <vmrt/events.hpp>
 #include <vmrt/io/broadcast_channel.hpp>
+#include <vmrt/net/hybrid_vsock.hpp>
 #include <vmrt/net/l2_switch.hpp>
 #include <vmrt/vm_spec.hpp>
 #include <vmrt/vm_state.hpp>
@@ -213,6 +214,11 @@ public:
             [this](auto h, std::string n, std::uint32_t p) { vsock_impl(std::move(n), p, std::move(h)); }, token,
             std::move(name), port);
     }
+
+    /// Listens for the guest's vsock connections to host port `port` (hybrid vsock: the VMM
+    /// connects to `<spec.vsock.socket>_<port>`). errc::not_found for an unknown VM,
+    /// errc::unsupported without a vsock device; the listener's errors otherwise.
+    net::hybrid_vsock_listener vsock_listen(const std::string& name, std::uint32_t port);
 
     /// Pauses the VM and saves its machine state, with its spec, into `dir` (created if needed,
     /// must be empty); the VM stays paused (resume, stop or kill it next). Disks are not copied:

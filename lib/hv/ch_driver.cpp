@@ -4,6 +4,7 @@
 #include "hv/ch_companions.hpp"
 #include "hv/ch_config.hpp"
 #include "hv/ch_instance.hpp"
+#include "hv/virtiofsd_sidecar.hpp"
 #include "io/unix_listener.hpp"
 
 #include <vmrt/io/atomic_file.hpp>
@@ -19,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 
@@ -119,14 +121,19 @@ public:
             .allow(operation::hotplug_net)
             .allow(operation::hotplug_fs)
             .allow(operation::counters)
-            .deny(operation::vsock_connect, "not wired yet");
+            .allow(operation::vsock_connect);
     }
 
     std::string_view name() const noexcept override { return "cloud-hypervisor"; }
     const capability_set& capabilities() const noexcept override { return caps_; }
 
     std::optional<spec_error> check_spec(const vm_spec& s) const override {
-        if (auto e = ch::check_spec_for_ch(s, false)) return e;
+        // Read-only shares need a virtiofsd that can (the Rust one); QEMU 7.2's C daemon cannot.
+        const bool any_read_only = std::any_of(s.shared_dirs.begin(), s.shared_dirs.end(),
+                                               [](const shared_dir_spec& d) { return d.read_only; });
+        const bool read_only_ok =
+            any_read_only && virtiofsd_sidecar::flavour_of(opts_.virtiofsd_binary) == virtiofsd_flavour::rust;
+        if (auto e = ch::check_spec_for_ch(s, read_only_ok)) return e;
         if (!s.shared_dirs.empty() && !is_executable(opts_.virtiofsd_binary))
             return spec_error{"shared_dirs", opts_.virtiofsd_binary.string() + " is not installed"};
         // Whatever CH's option syntax cannot express is refused by the renderer, by field name.

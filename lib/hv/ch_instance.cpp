@@ -2,6 +2,8 @@
 
 #include "hv/ch_config.hpp"
 
+#include <vmrt/net/hybrid_vsock.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -237,6 +239,13 @@ asio::awaitable<void> ch_instance::remove_device(const std::string& id) {
         it->second->vm_ending();
         hotplugged_.erase(it);
     }
+}
+
+asio::awaitable<asio::local::stream_protocol::socket> ch_instance::vsock_connect(std::uint32_t port) {
+    if (!p_.spec.vsock)
+        throw error(make_error_code(errc::unsupported), {.message = "the VM has no vsock device", .field = "vsock"});
+    auto stream = co_await net::async_hybrid_vsock_connect(p_.spec.vsock->socket, port);
+    co_return std::move(stream.socket);
 }
 
 asio::awaitable<device_counters> ch_instance::counters() { co_return co_await p_.api.vm_counters(); }

@@ -61,6 +61,9 @@ public:
     boost::asio::awaitable<plugged_device> add_shared_dir(const shared_dir_spec& dir) override;
     boost::asio::awaitable<void> remove_device(const std::string& id) override;
     boost::asio::awaitable<device_counters> counters() override;
+    /// Hybrid vsock (§4): `CONNECT <port>` on the VM's vsock socket, retried while the guest is
+    /// not (yet) listening, up to 10 s.
+    boost::asio::awaitable<boost::asio::local::stream_protocol::socket> vsock_connect(std::uint32_t port) override;
 
     std::optional<io::process_identity> vmm_identity() const override { return p_.vmm.identity(); }
     std::string vmm_log_tail() const override;

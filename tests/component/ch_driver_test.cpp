@@ -2,7 +2,9 @@
 // protocol double: CH cannot run on this machine). Both launch modes, the lifecycle (power-button
 // stop and its escalation), pause/resume, snapshot/restore, resizes, hotplug, counters, the
 // socket race, a VMM that dies mid-call, and the refusals of what CH cannot do.
+#include "hv/ch_api.hpp"
 #include "hv/ch_driver.hpp"
+#include "io/unix_listener.hpp"
 #include "support/netns_guard.hpp"
 #include "support/test_support.hpp"
 
@@ -10,6 +12,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -293,6 +297,103 @@ BOOST_AUTO_TEST_CASE(tap_nics_live_in_the_specs_netns_on_the_command_line) {
 
 BOOST_AUTO_TEST_CASE(tap_nics_are_passed_by_scm_rights_in_api_mode) {
     tap_nics_in_a_netns(*this, vmrt::hv::ch_launch_mode::api, "tapapi");
+}
+
+// Whether a process whose command line contains `what` runs.
+bool process_running(const std::string& what) {
+    for (auto& entry : std::filesystem::directory_iterator("/proc")) {
+        auto cmdline = vmrt::test::read_file(entry.path() / "cmdline");
+        std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+        if (contains(cmdline, what)) return true;
+    }
+    return false;
+}
+
+BOOST_AUTO_TEST_CASE(shares_are_served_by_a_real_virtiofsd_restarted_across_guest_reboots) {
+    std::filesystem::create_directories(dir / "share");
+    auto s = spec("fs");
+    s.shared_dirs.push_back({.host_path = dir / "share", .tag = "share"});
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto sub = watch();
+        auto info = co_await start_ready(s);
+        const auto socket = info.run_dir / "virtiofs-0.sock";
+        BOOST_TEST(contains(vmrt::test::read_file(info.run_dir / "vmm.cmdline"),
+                            "--memory size=512M,shared=on"));  // vhost-user needs shared memory
+        BOOST_TEST(process_running("source=" + (dir / "share").string()));
+
+        // A guest reboot ends virtiofsd (it serves one connection); the sidecar starts a new one
+        // on the same socket, and CH's reconnect (with a vhost-user GET_FEATURES exchange in the
+        // double) succeeds: vm.reboot answers only once the backend is back.
+        auto connected = vmrt::io::connect_unix(info.run_dir / "ch-api.sock");
+        BOOST_TEST_REQUIRE(connected.has_value());
+        vmrt::hv::ch::api_client api(vmrt::io::http_unix_client(
+            vmrt::io::http_unix_client::socket_type(ctx, asio::local::stream_protocol(), connected->release())));
+        co_await api.vm_reboot();
+        auto notes = co_await notes_until(sub, "fs", [](const vmrt::vm_event& ev) {
+            return contains(ev.reason, "restarted as pid");
+        });
+        BOOST_TEST(any_of(notes, "virtiofsd for share 'share' started as pid"));
+        BOOST_TEST(any_of(notes, "cloud-hypervisor event vm/rebooting"));
+        // The rebooted guest printed a new banner and ready line: Ready again.
+        auto names = vmrt::test::strings("fs");
+        auto [rec, ready] = co_await manager->async_wait_ready(names, 10s, tuple_awaitable);
+        BOOST_TEST(!rec, rec.message());
+
+        auto [sec, outcome] = co_await manager->async_stop("fs", 5s, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!sec, sec.message());
+        BOOST_TEST((outcome == vmrt::stop_outcome::clean), vmrt::to_string(outcome));
+        BOOST_TEST(!process_running("source=" + (dir / "share").string()), "virtiofsd outlived its VM");
+        BOOST_TEST(!std::filesystem::exists(socket));
+    });
+}
+
+BOOST_AUTO_TEST_CASE(vsock_streams_connect_to_the_guest_and_the_guest_connects_back) {
+    scoped_env listen("VMRT_FAKE_CH_VSOCK_LISTEN", "1234");
+    scoped_env guest("VMRT_FAKE_CH_VSOCK_GUEST_CONNECT", "5000:hello from the guest");
+    auto s = spec("vs");
+    s.vsock = vmrt::vsock_spec{.cid = 3, .socket = dir / "vs.vsock"};
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        co_await start_ready(s);
+        // Guest -> host: the VMM connects to <socket>_5000, where vmrt listens.
+        auto listener = manager->vsock_listen("vs", 5000);
+        BOOST_TEST(listener.path() == dir / "vs.vsock_5000");
+        auto from_guest = co_await listener.accept();
+        std::string greeting(20, '\0');
+        co_await asio::async_read(from_guest, asio::buffer(greeting), asio::use_awaitable);
+        BOOST_TEST(greeting == "hello from the guest");
+
+        // Host -> guest: CONNECT 1234 / OK <port>, then the stream (an echo service in the guest).
+        auto [ec, stream] = co_await manager->async_vsock_connect("vs", 1234, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!ec, ec.message());
+        co_await asio::async_write(stream, asio::buffer(std::string("ping")), asio::use_awaitable);
+        std::string echo(4, '\0');
+        co_await asio::async_read(stream, asio::buffer(echo), asio::use_awaitable);
+        BOOST_TEST(echo == "ping");
+
+        auto [kec, outcome] = co_await manager->async_stop("vs", 5s, tuple_awaitable);
+        BOOST_TEST(!kec);
+        BOOST_TEST(!std::filesystem::exists(dir / "vs.vsock"));  // CH removes it at shutdown (§3 --vsock)
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_vsock_handshake_reply_is_a_protocol_error) {
+    scoped_env listen("VMRT_FAKE_CH_VSOCK_LISTEN", "1234");
+    scoped_env bad("VMRT_FAKE_CH_FAULTS", "vsock-bad-reply");
+    auto s = spec("vsbad");
+    s.vsock = vmrt::vsock_spec{.cid = 3, .socket = dir / "vsbad.vsock"};
+    auto plain = spec("novsock");
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        co_await start_ready(s);
+        auto [ec, stream] = co_await manager->async_vsock_connect("vsbad", 1234, tuple_awaitable);
+        BOOST_TEST((ec == vmrt::errc::protocol_error), ec.message());
+        co_await start_ready(plain);
+        auto [nec, none] = co_await manager->async_vsock_connect("novsock", 1234, tuple_awaitable);
+        BOOST_TEST((nec == vmrt::errc::unsupported), nec.message());
+        auto [uec, unknown] = co_await manager->async_vsock_connect("nobody", 1234, tuple_awaitable);
+        BOOST_TEST((uec == vmrt::errc::not_found), uec.message());
+        co_await manager->async_kill("vsbad", tuple_awaitable);
+        co_await manager->async_kill("novsock", tuple_awaitable);
+    });
 }
 
 BOOST_AUTO_TEST_CASE(a_guest_that_ignores_the_power_button_is_ended_by_vmm_shutdown) {

@@ -9,17 +9,20 @@ namespace asio = boost::asio;
 std::shared_ptr<vm_instance> vm_actor::running_instance(const char* what, bool paused_ok) const {
     const bool ok = is_running(state_) || (paused_ok && std::holds_alternative<state::paused>(state_));
     if (!ok || !instance_)
-        throw error(make_error_code(errc::invalid_state),
-                    {.message = std::string("cannot ") + what + " a VM that is " + std::string(state_name(state_))});
+        throw error(
+            make_error_code(errc::invalid_state),
+            {.message = std::string("cannot ") + what + " a VM that is " + std::string(state_name(state_))});
     return instance_;
 }
 
 void vm_actor::check_added_device(const vm_spec& with_device, const std::string& field) const {
     for (const auto& problem : validate_spec(with_device))
         if (problem.field.starts_with(field))
-            throw error(make_error_code(errc::invalid_spec), {.message = problem.message, .field = problem.field});
+            throw error(make_error_code(errc::invalid_spec),
+                        {.message = problem.message, .field = problem.field});
     if (auto refusal = driver_->check_spec(with_device); refusal && refusal->field.starts_with(field))
-        throw error(make_error_code(errc::unsupported), {.message = refusal->message, .field = refusal->field});
+        throw error(make_error_code(errc::unsupported),
+                    {.message = refusal->message, .field = refusal->field});
 }
 
 asio::awaitable<std::uint64_t> vm_actor::resize_memory(std::uint64_t mib) {

@@ -1,5 +1,5 @@
-#include "hv/fake_driver.hpp"
 #include "hv/ch_driver.hpp"
+#include "hv/fake_driver.hpp"
 #include "hv/qemu_driver.hpp"
 #include "vm_actor.hpp"
 #include "vm_manager_ops.hpp"
@@ -23,9 +23,9 @@
 namespace vmrt {
 
 namespace asio = boost::asio;
-using std::chrono::steady_clock;
 using detail::immediate;
 using detail::run_vm_op;
+using std::chrono::steady_clock;
 
 error_code detail::exception_to_error(std::exception_ptr e) noexcept {
     try {
@@ -57,7 +57,8 @@ vm_manager::vm_manager(executor_type ex, manager_options opts)
     if (auto guest = hv::find_fake_guest_program())
         drivers_[backend_kind::fake] = hv::make_fake_driver(*guest);
     if (hv::find_qemu()) drivers_[backend_kind::qemu] = hv::make_qemu_driver();
-    if (hv::find_cloud_hypervisor()) drivers_[backend_kind::cloud_hypervisor] = hv::make_cloud_hypervisor_driver();
+    if (hv::find_cloud_hypervisor())
+        drivers_[backend_kind::cloud_hypervisor] = hv::make_cloud_hypervisor_driver();
 }
 
 vm_manager::~vm_manager() {
@@ -140,7 +141,6 @@ error_code vm_manager::remove(const std::string& name) {
 io::subscription<vm_event> vm_manager::subscribe(executor_type ex) const {
     return shared_->channel.subscribe(std::move(ex));
 }
-
 
 void vm_manager::start_impl(vm_spec spec, info_handler h) {
     start_vm(std::move(spec), {}, std::nullopt, std::move(h));

@@ -37,7 +37,8 @@ void vm_manager::remove_device_impl(std::string name, std::string id,
                            [i = std::move(id)](detail::vm_actor& a) { return a.remove_device(i); });
 }
 
-void vm_manager::counters_impl(std::string name, asio::any_completion_handler<void(error_code, device_counters)> h) {
+void vm_manager::counters_impl(std::string name,
+                               asio::any_completion_handler<void(error_code, device_counters)> h) {
     run_vm_op<device_counters>(ex_, find(name), {}, std::move(h),
                                [](detail::vm_actor& a) { return a.counters(); });
 }
@@ -69,14 +70,15 @@ asio::awaitable<std::pair<error_code, int>> vsock_on_actor(std::shared_ptr<detai
 void vm_manager::vsock_impl(std::string name, std::uint32_t port,
                             asio::any_completion_handler<void(error_code, socket_type)> h) {
     auto actor = find(name);
-    asio::any_completion_handler<void(error_code, int)> adapted =
-        [h = std::move(h), ex = ex_](error_code ec, int fd) mutable {
-            socket_type s(ex);
-            if (!ec && fd >= 0) s.assign(asio::local::stream_protocol(), fd);
-            std::move(h)(ec, std::move(s));
-        };
+    asio::any_completion_handler<void(error_code, int)> adapted = [h = std::move(h),
+                                                                   ex = ex_](error_code ec, int fd) mutable {
+        socket_type s(ex);
+        if (!ec && fd >= 0) s.assign(asio::local::stream_protocol(), fd);
+        std::move(h)(ec, std::move(s));
+    };
     if (!actor)
-        return detail::run_op<int>(ex_, detail::immediate(make_error_code(errc::not_found), -1), std::move(adapted));
+        return detail::run_op<int>(ex_, detail::immediate(make_error_code(errc::not_found), -1),
+                                   std::move(adapted));
     auto strand = actor->strand();
     detail::run_op<int>(strand, vsock_on_actor(std::move(actor), port), std::move(adapted));
 }

@@ -39,5 +39,4 @@ void run_vm_op(asio::any_io_executor ex, std::shared_ptr<detail::vm_actor> actor
     detail::run_op<T>(strand, on_actor<T>(std::move(actor), std::move(op)), std::move(h));
 }
 
-
 }  // namespace vmrt::detail

@@ -394,14 +394,15 @@ balloon_spec read_balloon(const field& f) {
 
 vm_spec read_spec(const json::value& document, const fs::path& base_dir) {
     if (!document.is_object()) fail_expected("", "a JSON object at the top level", document);
-    const object_reader top(field{document, ""}, {"name",       "namespace",  "backend",
-                                                  "boot",       "kernel",     "initramfs",
-                                                  "cmdline",    "firmware",   "efi_variable_store",
-                                                  "cpus",       "max_cpus",   "memory_mib", "max_memory_mib",
-                                                  "balloon",    "root_disk",  "data_disks",
-                                                  "seed_iso",   "networks",   "shared_dirs",
-                                                  "vsock",      "serial_log", "netns",
-                                                  "machine_id", "rosetta",    "control_channel"});
+    const object_reader top(field{document, ""}, {"name",           "namespace",  "backend",
+                                                  "boot",           "kernel",     "initramfs",
+                                                  "cmdline",        "firmware",   "efi_variable_store",
+                                                  "cpus",           "max_cpus",   "memory_mib",
+                                                  "max_memory_mib", "balloon",    "root_disk",
+                                                  "data_disks",     "seed_iso",   "networks",
+                                                  "shared_dirs",    "vsock",      "serial_log",
+                                                  "netns",          "machine_id", "rosetta",
+                                                  "control_channel"});
     const auto path_reader = [&](const field& f) {
         return read_path(f, base_dir);
     };

@@ -143,9 +143,10 @@ void check_resources(problem_list& out, const vm_spec& spec) {
         out.add("memory_mib", "must be between " + std::to_string(min_memory_mib) + " and " +
                                   std::to_string(max_memory_mib) + ", found " +
                                   std::to_string(spec.memory_mib));
-    if (spec.max_memory_mib && (*spec.max_memory_mib < spec.memory_mib || *spec.max_memory_mib > max_memory_mib))
-        out.add("max_memory_mib", "must be between memory_mib (" + std::to_string(spec.memory_mib) + ") and " +
-                                      std::to_string(max_memory_mib) + ", found " +
+    if (spec.max_memory_mib &&
+        (*spec.max_memory_mib < spec.memory_mib || *spec.max_memory_mib > max_memory_mib))
+        out.add("max_memory_mib", "must be between memory_mib (" + std::to_string(spec.memory_mib) +
+                                      ") and " + std::to_string(max_memory_mib) + ", found " +
                                       std::to_string(*spec.max_memory_mib));
     if (spec.balloon && spec.balloon->initial_mib >= spec.memory_mib)
         out.add("balloon.initial_mib", "must be less than memory_mib (" + std::to_string(spec.memory_mib) +

@@ -94,7 +94,8 @@ public:
     virtual boost::asio::awaitable<device_counters> counters();
 
     /// Opens a stream to a port the guest listens on (vsock). Default: throws errc::unsupported.
-    virtual boost::asio::awaitable<boost::asio::local::stream_protocol::socket> vsock_connect(std::uint32_t port);
+    virtual boost::asio::awaitable<boost::asio::local::stream_protocol::socket>
+    vsock_connect(std::uint32_t port);
 
     /// The VMM process, for backends that run one (identity = pid + start time).
     virtual std::optional<io::process_identity> vmm_identity() const { return std::nullopt; }

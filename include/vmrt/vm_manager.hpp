@@ -163,8 +163,8 @@ public:
     template <typename CompletionToken>
     auto async_resize_memory(std::string name, std::uint64_t mib, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code, std::uint64_t)>(
-            [this](auto h, std::string n, std::uint64_t m) { memory_impl(std::move(n), m, std::move(h)); }, token,
-            std::move(name), mib);
+            [this](auto h, std::string n, std::uint64_t m) { memory_impl(std::move(n), m, std::move(h)); },
+            token, std::move(name), mib);
     }
 
     /// Hot-plugs a disk, a NIC or a shared directory into a running VM (validated like the spec's
@@ -173,13 +173,17 @@ public:
     template <typename CompletionToken>
     auto async_add_disk(std::string name, disk_spec disk, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code, plugged_device)>(
-            [this](auto h, std::string n, disk_spec d) { add_disk_impl(std::move(n), std::move(d), std::move(h)); },
+            [this](auto h, std::string n, disk_spec d) {
+                add_disk_impl(std::move(n), std::move(d), std::move(h));
+            },
             token, std::move(name), std::move(disk));
     }
     template <typename CompletionToken>
     auto async_add_network(std::string name, nic_spec nic, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code, plugged_device)>(
-            [this](auto h, std::string n, nic_spec d) { add_nic_impl(std::move(n), std::move(d), std::move(h)); },
+            [this](auto h, std::string n, nic_spec d) {
+                add_nic_impl(std::move(n), std::move(d), std::move(h));
+            },
             token, std::move(name), std::move(nic));
     }
     template <typename CompletionToken>
@@ -195,7 +199,9 @@ public:
     template <typename CompletionToken>
     auto async_remove_device(std::string name, std::string id, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code, std::string)>(
-            [this](auto h, std::string n, std::string i) { remove_device_impl(std::move(n), std::move(i), std::move(h)); },
+            [this](auto h, std::string n, std::string i) {
+                remove_device_impl(std::move(n), std::move(i), std::move(h));
+            },
             token, std::move(name), std::move(id));
     }
     /// The VMM's per-device counters (bytes and operations per disk and NIC).
@@ -203,7 +209,8 @@ public:
     template <typename CompletionToken>
     auto async_counters(std::string name, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code, device_counters)>(
-            [this](auto h, std::string n) { counters_impl(std::move(n), std::move(h)); }, token, std::move(name));
+            [this](auto h, std::string n) { counters_impl(std::move(n), std::move(h)); }, token,
+            std::move(name));
     }
     /// Opens a stream to `port` of a running VM's guest over vsock (it must listen there). The
     /// socket uses the manager's executor. Signature: void(error_code, stream_protocol::socket).
@@ -211,8 +218,8 @@ public:
     auto async_vsock_connect(std::string name, std::uint32_t port, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken,
                                            void(error_code, boost::asio::local::stream_protocol::socket)>(
-            [this](auto h, std::string n, std::uint32_t p) { vsock_impl(std::move(n), p, std::move(h)); }, token,
-            std::move(name), port);
+            [this](auto h, std::string n, std::uint32_t p) { vsock_impl(std::move(n), p, std::move(h)); },
+            token, std::move(name), port);
     }
 
     /// Listens for the guest's vsock connections to host port `port` (hybrid vsock: the VMM
@@ -311,9 +318,11 @@ private:
     void add_share_impl(std::string name, shared_dir_spec dir, device_handler h);
     void remove_device_impl(std::string name, std::string id,
                             boost::asio::any_completion_handler<void(error_code, std::string)> h);
-    void counters_impl(std::string name, boost::asio::any_completion_handler<void(error_code, device_counters)> h);
-    void vsock_impl(std::string name, std::uint32_t port,
-                    boost::asio::any_completion_handler<void(error_code, boost::asio::local::stream_protocol::socket)> h);
+    void counters_impl(std::string name,
+                       boost::asio::any_completion_handler<void(error_code, device_counters)> h);
+    void vsock_impl(
+        std::string name, std::uint32_t port,
+        boost::asio::any_completion_handler<void(error_code, boost::asio::local::stream_protocol::socket)> h);
     void wait_ready_impl(std::vector<std::string> names, std::chrono::steady_clock::duration deadline,
                          infos_handler h);
     void shutdown_impl(std::chrono::steady_clock::duration deadline, count_handler h);

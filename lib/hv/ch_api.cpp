@@ -45,7 +45,8 @@ awaitable<io::http1::response> api_client::call(const char* method, const char* 
                                                 std::optional<std::chrono::steady_clock::duration> timeout,
                                                 std::vector<int> fds) {
     std::string target = std::string("/api/v1/") + endpoint;
-    auto r = co_await http_.async_request(method, std::move(target), std::move(body), timeout, std::move(fds));
+    auto r =
+        co_await http_.async_request(method, std::move(target), std::move(body), timeout, std::move(fds));
     if (r.status < 200 || r.status > 299) throw api_error(endpoint, r.status, parse_error_chain(r.body));
     co_return r;
 }

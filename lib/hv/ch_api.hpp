@@ -233,7 +233,8 @@ public:
     boost::asio::awaitable<std::optional<pci_device_info>> vm_add_disk(disk_config disk);
     boost::asio::awaitable<std::optional<pci_device_info>> vm_add_fs(fs_config fs);
     /// `fds`: the TAP fds of the NIC, passed by SCM_RIGHTS (CH ignores fd numbers in the JSON, §1.3).
-    boost::asio::awaitable<std::optional<pci_device_info>> vm_add_net(net_config net, std::vector<int> fds = {});
+    boost::asio::awaitable<std::optional<pci_device_info>> vm_add_net(net_config net,
+                                                                      std::vector<int> fds = {});
     boost::asio::awaitable<std::optional<pci_device_info>> vm_add_pmem(pmem_config pmem);
     boost::asio::awaitable<std::optional<pci_device_info>> vm_add_vsock(vsock_config vsock);
     boost::asio::awaitable<void> vm_remove_device(std::string id);

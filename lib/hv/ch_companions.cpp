@@ -12,7 +12,8 @@ namespace {
 // connection only, and CH reconnects after every guest reboot (§8, #4750). The socket stays bound
 // by vmrt across restarts, so CH's reconnect waits in the backlog instead of failing.
 struct virtiofsd_companion final : ch_companion {
-    virtiofsd_companion(boost::asio::any_io_executor ex, virtiofsd_options o, std::function<void(std::string)> note)
+    virtiofsd_companion(boost::asio::any_io_executor ex, virtiofsd_options o,
+                        std::function<void(std::string)> note)
         : sidecar(std::move(ex), std::move(o), std::move(note)) {
         sidecar.arm();
     }
@@ -35,7 +36,8 @@ std::unique_ptr<ch_companion> start_virtiofsd(boost::asio::any_io_executor ex, c
     o.log_file = log_file;
     o.tag = dir.tag;
     if (auto why = virtiofsd_sidecar::cannot_serve(o))
-        throw error(make_error_code(errc::vmm_start_failed), {.message = "shared directory " + dir.tag + ": " + *why});
+        throw error(make_error_code(errc::vmm_start_failed),
+                    {.message = "shared directory " + dir.tag + ": " + *why});
     return std::make_unique<virtiofsd_companion>(std::move(ex), std::move(o), std::move(note));
 }
 
@@ -50,7 +52,8 @@ struct tap_companion final : ch_companion {
 
 }  // namespace
 
-std::unique_ptr<ch_companion> open_tap(const nic_spec& nic, const std::optional<std::string>& netns, int& fd) {
+std::unique_ptr<ch_companion> open_tap(const nic_spec& nic, const std::optional<std::string>& netns,
+                                       int& fd) {
     net::tap_options o;
     o.name = nic.tap_name;
     o.netns = netns;

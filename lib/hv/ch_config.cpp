@@ -81,7 +81,8 @@ vm_config make_vm_config(const vm_spec& s, const launch_resources& r) {
         c.payload.kernel = s.kernel.string();
         if (s.initramfs) c.payload.initramfs = s.initramfs->string();
         // Serial is ttyS0 on CH's x86 machine; the root disk is the first virtio-blk device.
-        c.payload.cmdline = s.cmdline.value_or(s.root_disk ? "console=ttyS0 root=/dev/vda rw" : "console=ttyS0");
+        c.payload.cmdline =
+            s.cmdline.value_or(s.root_disk ? "console=ttyS0 root=/dev/vda rw" : "console=ttyS0");
     }
 
     auto add_disk = [&](const disk_spec& d, std::string id) {
@@ -119,7 +120,8 @@ vm_config make_vm_config(const vm_spec& s, const launch_resources& r) {
         f.id = fs_id(i);
         c.fs.push_back(std::move(f));
     }
-    if (s.vsock) c.vsock = vsock_config{.cid = s.vsock->cid, .socket = s.vsock->socket.string(), .id = "vsock"};
+    if (s.vsock)
+        c.vsock = vsock_config{.cid = s.vsock->cid, .socket = s.vsock->socket.string(), .id = "vsock"};
     if (s.balloon) {
         balloon_config b;
         b.size = s.balloon->initial_mib * mib;
@@ -155,7 +157,8 @@ public:
         auto escaped = ch_option_value(v);
         if (!escaped) {
             if (!problem_)
-                problem_ = spec_error{field, ch_option_value_problem(v).value_or("cannot be given to Cloud Hypervisor")};
+                problem_ = spec_error{
+                    field, ch_option_value_problem(v).value_or("cannot be given to Cloud Hypervisor")};
             return *this;
         }
         return raw(key, *escaped);
@@ -178,7 +181,8 @@ std::string console_option(const console_config& c, option_builder&& b) {
 
 }  // namespace
 
-boost::system::result<std::vector<std::string>, spec_error> command_line(const vm_config& c, int api_fd, int event_fd) {
+boost::system::result<std::vector<std::string>, spec_error> command_line(const vm_config& c, int api_fd,
+                                                                         int event_fd) {
     std::optional<spec_error> problem;
     std::vector<std::string> a;
     auto add = [&](std::string flag, std::string value) {

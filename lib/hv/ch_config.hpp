@@ -23,8 +23,8 @@ std::optional<spec_error> check_spec_for_ch(const vm_spec& spec, bool virtiofsd_
 
 /// Resources the driver prepared before CH starts.
 struct launch_resources {
-    std::vector<int> tap_fds;                         ///< one open TAP fd per NIC, in spec order
-    std::vector<std::filesystem::path> fs_sockets;    ///< one virtiofsd socket per shared dir
+    std::vector<int> tap_fds;                       ///< one open TAP fd per NIC, in spec order
+    std::vector<std::filesystem::path> fs_sockets;  ///< one virtiofsd socket per shared dir
 };
 
 /// The device ids vmrt gives CH's devices, so that events, counters and remove-device name
@@ -41,7 +41,7 @@ vm_config make_vm_config(const vm_spec& spec, const launch_resources& resources)
 /// `api_fd` / `event_fd`: the inherited pre-bound API listener and event-monitor pipe (-1: none).
 /// The spec field whose value cannot be represented in CH's option syntax, as an error.
 boost::system::result<std::vector<std::string>, spec_error> command_line(const vm_config& config, int api_fd,
-                                                             int event_fd);
+                                                                         int event_fd);
 
 /// CH's size syntax: a bare number of bytes, or with a binary K/M/G suffix when exact ("512M").
 std::string size_option(std::uint64_t bytes);

@@ -62,7 +62,8 @@ void clear_stale_vsock(const vm_spec& s) {
     if (!s.vsock) return;
     struct stat st {};
     if (::lstat(s.vsock->socket.c_str(), &st) != 0) return;
-    if (!S_ISSOCK(st.st_mode)) fail("the vsock socket path " + s.vsock->socket.string() + " exists and is not a socket");
+    if (!S_ISSOCK(st.st_mode))
+        fail("the vsock socket path " + s.vsock->socket.string() + " exists and is not a socket");
     auto probe = io::connect_unix(s.vsock->socket);
     if (probe) fail("the vsock socket " + s.vsock->socket.string() + " is in use by another VMM");
     ::unlink(s.vsock->socket.c_str());
@@ -74,8 +75,9 @@ struct startup_result {
     std::string failure;  // empty: the VM runs
 };
 
-asio::awaitable<startup_result> confirm_running(ch::api_client& api, const vm_spec& s, const ch::vm_config& config,
-                                                ch_launch_mode mode, bool restoring, std::vector<int> tap_fds,
+asio::awaitable<startup_result> confirm_running(ch::api_client& api, const vm_spec& s,
+                                                const ch::vm_config& config, ch_launch_mode mode,
+                                                bool restoring, std::vector<int> tap_fds,
                                                 const ch_options& opts) {
     startup_result out;
     try {
@@ -174,9 +176,9 @@ public:
         }
         for (std::size_t i = 0; i < s.shared_dirs.size(); ++i) {
             auto sock = ctx.run_dir / ("virtiofs-" + std::to_string(i) + ".sock");
-            st.companions.push_back(start_virtiofsd(ctx.executor, s.shared_dirs[i], sock, opts_.virtiofsd_binary,
-                                                    ctx.run_dir / ("virtiofsd-" + std::to_string(i) + ".log"),
-                                                    ctx.note));
+            st.companions.push_back(
+                start_virtiofsd(ctx.executor, s.shared_dirs[i], sock, opts_.virtiofsd_binary,
+                                ctx.run_dir / ("virtiofsd-" + std::to_string(i) + ".log"), ctx.note));
             st.resources.fs_sockets.push_back(sock);
         }
         clear_stale_vsock(s);
@@ -204,8 +206,9 @@ public:
         st.events_theirs.reset();
         st.api_listener.reset();
         ctx.note("cloud-hypervisor started as pid " + std::to_string(proc.pid()) +
-                 (restoring ? " (restoring " + ctx.restore_from.string() + ")"
-                  : opts_.mode == ch_launch_mode::api ? " (API mode)" : " (command-line mode)"));
+                 (restoring                           ? " (restoring " + ctx.restore_from.string() + ")"
+                  : opts_.mode == ch_launch_mode::api ? " (API mode)"
+                                                      : " (command-line mode)"));
 
         // The listener exists, so this connects at once; CH accepts when its API thread is up.
         auto connected = io::connect_unix(st.api_socket);
@@ -215,13 +218,14 @@ public:
         }
         io::http_unix_client::options http_opts;
         http_opts.request_timeout = opts_.request_timeout;
-        ch::api_client api(io::http_unix_client(
-            io::http_unix_client::socket_type(ctx.executor, asio::local::stream_protocol(), connected->release()),
-            http_opts));
+        ch::api_client api(
+            io::http_unix_client(io::http_unix_client::socket_type(
+                                     ctx.executor, asio::local::stream_protocol(), connected->release()),
+                                 http_opts));
 
-        auto raced = co_await (
-            confirm_running(api, s, config, opts_.mode, restoring, st.resources.tap_fds, opts_) ||
-            proc.async_wait(asio::use_awaitable));
+        auto raced =
+            co_await (confirm_running(api, s, config, opts_.mode, restoring, st.resources.tap_fds, opts_) ||
+                      proc.async_wait(asio::use_awaitable));
         std::string failure;
         if (raced.index() == 1) {
             failure = "Cloud Hypervisor exited during start-up (" + std::get<1>(raced).to_string() + ")";
@@ -230,7 +234,8 @@ public:
             // A closed API connection usually means CH exited: wait briefly for its status, so the
             // message says how it ended rather than only "connection closed".
             asio::steady_timer grace(ctx.executor, 2s);
-            auto exited = co_await (proc.async_wait(asio::use_awaitable) || grace.async_wait(asio::use_awaitable));
+            auto exited =
+                co_await (proc.async_wait(asio::use_awaitable) || grace.async_wait(asio::use_awaitable));
             if (exited.index() == 0) failure += " (Cloud Hypervisor " + std::get<0>(exited).to_string() + ")";
         }
         if (!failure.empty()) {
@@ -249,7 +254,9 @@ public:
                                 .open_tap = {},
                                 .start_share = {}};
         auto netns = s.netns;
-        parts.open_tap = [netns](const nic_spec& nic, int& fd) { return open_tap(nic, netns, fd); };
+        parts.open_tap = [netns](const nic_spec& nic, int& fd) {
+            return open_tap(nic, netns, fd);
+        };
         auto ex = ctx.executor;
         auto virtiofsd = opts_.virtiofsd_binary;
         auto run_dir = ctx.run_dir;
@@ -258,30 +265,34 @@ public:
         parts.start_share = [=](const shared_dir_spec& dir, std::filesystem::path& socket) {
             const auto n = std::to_string((*counter)++);
             socket = run_dir / ("virtiofs-hot" + n + ".sock");
-            return start_virtiofsd(ex, dir, socket, virtiofsd, run_dir / ("virtiofsd-hot" + n + ".log"), note);
+            return start_virtiofsd(ex, dir, socket, virtiofsd, run_dir / ("virtiofsd-hot" + n + ".log"),
+                                   note);
         };
         co_return std::make_unique<ch_instance>(std::move(parts));
     }
 
 private:
     // `--restore` (§3, §5): CH reads the VmConfig from the snapshot; fd-backed NICs get new fds.
-    static std::vector<std::string> restore_args(const std::filesystem::path& dir, const ch::launch_resources& r,
-                                                 int api_fd, int event_fd) {
+    static std::vector<std::string> restore_args(const std::filesystem::path& dir,
+                                                 const ch::launch_resources& r, int api_fd, int event_fd) {
         std::string restore = "source_url=file://" + std::filesystem::absolute(dir).string();
         std::string net_fds;
         for (std::size_t i = 0; i < r.tap_fds.size(); ++i)
-            net_fds += (net_fds.empty() ? "" : ",") + ch::net_id(i) + "@[" + std::to_string(r.tap_fds[i]) + "]";
+            net_fds +=
+                (net_fds.empty() ? "" : ",") + ch::net_id(i) + "@[" + std::to_string(r.tap_fds[i]) + "]";
         if (!net_fds.empty()) restore += ",net_fds=[" + net_fds + "]";
         restore += ",resume=true";
-        return {"--api-socket", "fd=" + std::to_string(api_fd), "--event-monitor", "fd=" + std::to_string(event_fd),
-                "--restore", restore};
+        return {"--api-socket",    "fd=" + std::to_string(api_fd),
+                "--event-monitor", "fd=" + std::to_string(event_fd),
+                "--restore",       restore};
     }
 
     static void record_command_line(const io::process_options& p, const std::filesystem::path& file) {
         std::string text = p.program.string();
         for (const auto& a : p.args) text += " " + a;
         error_code ignored;
-        io::write_file_atomically(file, text + "\n", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+        io::write_file_atomically(file, text + "\n",
+                                  std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
                                   ignored);
     }
 

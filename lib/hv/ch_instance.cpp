@@ -40,7 +40,8 @@ asio::awaitable<void> read_events(std::shared_ptr<ch_event_reader> r,
                                   std::function<void(const ch::monitor_event&)> on_event) {
     std::array<char, 4096> buf;
     for (;;) {
-        auto [ec, n] = co_await r->pipe.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+            co_await r->pipe.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
         if (ec) co_return;  // EOF: CH exited (or the instance closed the pipe)
         for (const auto& ev : r->parser.feed(std::string_view(buf.data(), n))) on_event(ev);
     }
@@ -161,8 +162,9 @@ asio::awaitable<std::uint32_t> ch_instance::resize_vcpus(std::uint32_t count) {
 asio::awaitable<std::uint64_t> ch_instance::resize_memory(std::uint64_t new_mib) {
     if (!p_.spec.max_memory_mib || new_mib > *p_.spec.max_memory_mib || new_mib < p_.spec.memory_mib)
         throw error(make_error_code(errc::invalid_spec),
-                    {.message = "memory can be resized between memory_mib (" + std::to_string(p_.spec.memory_mib) +
-                                ") and max_memory_mib (" + std::to_string(p_.spec.max_memory_mib.value_or(p_.spec.memory_mib)) +
+                    {.message = "memory can be resized between memory_mib (" +
+                                std::to_string(p_.spec.memory_mib) + ") and max_memory_mib (" +
+                                std::to_string(p_.spec.max_memory_mib.value_or(p_.spec.memory_mib)) +
                                 ") MiB, found " + std::to_string(new_mib),
                      .field = "max_memory_mib"});
     ch::resize_request r;
@@ -188,7 +190,8 @@ plugged_device ch_instance::plugged(const std::optional<ch::pci_device_info>& in
 
 asio::awaitable<plugged_device> ch_instance::add_disk(const disk_spec& disk) {
     if (disk.interface == disk_interface::nvme)
-        throw error(make_error_code(errc::unsupported), {.message = "Cloud Hypervisor has no NVMe controller"});
+        throw error(make_error_code(errc::unsupported),
+                    {.message = "Cloud Hypervisor has no NVMe controller"});
     ch::disk_config c;
     c.path = disk.path.string();
     if (disk.read_only) c.readonly = true;
@@ -200,15 +203,17 @@ asio::awaitable<plugged_device> ch_instance::add_disk(const disk_spec& disk) {
 
 asio::awaitable<plugged_device> ch_instance::add_network(const nic_spec& nic) {
     if (nic.kind != nic_kind::tap || !nic.switch_network.empty())
-        throw error(make_error_code(errc::unsupported),
-                    {.message = "Cloud Hypervisor's virtio-net needs a TAP device: only tap NICs can be added"});
+        throw error(
+            make_error_code(errc::unsupported),
+            {.message = "Cloud Hypervisor's virtio-net needs a TAP device: only tap NICs can be added"});
     if (!p_.open_tap)
         throw error(make_error_code(errc::unsupported), {.message = "this VM cannot open TAP devices"});
     int fd = -1;
     auto tap = p_.open_tap(nic, fd);
     ch::net_config c;
     c.id = "hotnet" + std::to_string(hotplug_counter_++);
-    c.mac = nic.mac.value_or(default_mac(p_.spec.name, p_.spec.networks.size() + hotplug_counter_)).to_string();
+    c.mac =
+        nic.mac.value_or(default_mac(p_.spec.name, p_.spec.networks.size() + hotplug_counter_)).to_string();
     c.num_queues = 2;
     std::vector<int> fds;
     fds.push_back(fd);
@@ -243,7 +248,8 @@ asio::awaitable<void> ch_instance::remove_device(const std::string& id) {
 
 asio::awaitable<asio::local::stream_protocol::socket> ch_instance::vsock_connect(std::uint32_t port) {
     if (!p_.spec.vsock)
-        throw error(make_error_code(errc::unsupported), {.message = "the VM has no vsock device", .field = "vsock"});
+        throw error(make_error_code(errc::unsupported),
+                    {.message = "the VM has no vsock device", .field = "vsock"});
     auto stream = co_await net::async_hybrid_vsock_connect(p_.spec.vsock->socket, port);
     co_return std::move(stream.socket);
 }

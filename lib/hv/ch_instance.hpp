@@ -37,7 +37,8 @@ struct ch_instance_parts {
     /// Opens a TAP for a hot-plugged NIC (in the spec's netns); returns its fd owner.
     std::function<std::unique_ptr<ch_companion>(const nic_spec&, int& fd)> open_tap;
     /// Starts a virtiofsd for a hot-plugged share; returns its owner and the socket CH connects to.
-    std::function<std::unique_ptr<ch_companion>(const shared_dir_spec&, std::filesystem::path& socket)> start_share;
+    std::function<std::unique_ptr<ch_companion>(const shared_dir_spec&, std::filesystem::path& socket)>
+        start_share;
 };
 
 class ch_instance final : public vm_instance {
@@ -63,7 +64,8 @@ public:
     boost::asio::awaitable<device_counters> counters() override;
     /// Hybrid vsock (§4): `CONNECT <port>` on the VM's vsock socket, retried while the guest is
     /// not (yet) listening, up to 10 s.
-    boost::asio::awaitable<boost::asio::local::stream_protocol::socket> vsock_connect(std::uint32_t port) override;
+    boost::asio::awaitable<boost::asio::local::stream_protocol::socket>
+    vsock_connect(std::uint32_t port) override;
 
     std::optional<io::process_identity> vmm_identity() const override { return p_.vmm.identity(); }
     std::string vmm_log_tail() const override;
@@ -80,7 +82,8 @@ private:
 
 /// Reads CH's event monitor until EOF and hands each event to `on_event` (on `ex`). The reader
 /// owns the pipe; destroying the returned handle closes it, which ends the loop.
-std::shared_ptr<struct ch_event_reader> start_event_reader(boost::asio::any_io_executor ex, io::unique_fd pipe,
-                                                           std::function<void(const ch::monitor_event&)> on_event);
+std::shared_ptr<struct ch_event_reader>
+start_event_reader(boost::asio::any_io_executor ex, io::unique_fd pipe,
+                   std::function<void(const ch::monitor_event&)> on_event);
 
 }  // namespace vmrt::hv

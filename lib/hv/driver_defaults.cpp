@@ -68,7 +68,8 @@ boost::asio::awaitable<device_counters> vm_instance::counters() {
     co_return device_counters{};
 }
 
-boost::asio::awaitable<boost::asio::local::stream_protocol::socket> vm_instance::vsock_connect(std::uint32_t) {
+boost::asio::awaitable<boost::asio::local::stream_protocol::socket>
+vm_instance::vsock_connect(std::uint32_t) {
     auto ex = co_await boost::asio::this_coro::executor;
     refuse("open vsock streams");
     co_return boost::asio::local::stream_protocol::socket(ex);

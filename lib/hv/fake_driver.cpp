@@ -93,7 +93,8 @@ public:
         if (s.efi_variable_store) return refuse("efi_variable_store", "an EFI variable store");
         if (s.balloon) return refuse("balloon", "a memory balloon");
         if (s.max_cpus && *s.max_cpus != s.cpus) return refuse("max_cpus", "vCPU hotplug");
-        if (s.max_memory_mib && *s.max_memory_mib != s.memory_mib) return refuse("max_memory_mib", "memory hotplug");
+        if (s.max_memory_mib && *s.max_memory_mib != s.memory_mib)
+            return refuse("max_memory_mib", "memory hotplug");
         if (!s.networks.empty()) return refuse("networks", "network interfaces");
         if (!s.shared_dirs.empty()) return refuse("shared_dirs", "shared directories");
         if (s.vsock) return refuse("vsock", "vsock");

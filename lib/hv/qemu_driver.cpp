@@ -5,8 +5,8 @@
 #include "hv/qemu_instance.hpp"
 #include "hv/qemu_migration.hpp"
 #include "hv/qmp_client.hpp"
-#include "io/unix_listener.hpp"
 #include "hv/virtiofsd_sidecar.hpp"
+#include "io/unix_listener.hpp"
 
 #include <vmrt/io/atomic_file.hpp>
 #include <vmrt/io/unique_fd.hpp>

@@ -13,9 +13,8 @@
 
 #include <sys/socket.h>
 
-#include <cstring>
-
 #include <array>
+#include <cstring>
 #include <exception>
 #include <variant>
 
@@ -104,7 +103,8 @@ struct http_unix_client::impl {
                 throw vmrt::error(ec, {.message = "HTTP sendmsg failed" + where() + ": " + ec.message()});
             }
             error_code ec;
-            co_await socket.async_wait(socket_type::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+            co_await socket.async_wait(socket_type::wait_write,
+                                       asio::redirect_error(asio::use_awaitable, ec));
             if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
         }
     }

@@ -13,8 +13,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <cerrno>
@@ -29,12 +29,16 @@ namespace {
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+bool contains(const std::string& text, const std::string& what) {
+    return text.find(what) != std::string::npos;
+}
 
 // Sets an environment variable of this process (inherited by the double) for one test.
 struct scoped_env {
     std::string name;
-    scoped_env(std::string n, const std::string& value) : name(std::move(n)) { ::setenv(name.c_str(), value.c_str(), 1); }
+    scoped_env(std::string n, const std::string& value) : name(std::move(n)) {
+        ::setenv(name.c_str(), value.c_str(), 1);
+    }
     ~scoped_env() { ::unsetenv(name.c_str()); }
 };
 
@@ -92,7 +96,8 @@ struct fixture {
     asio::awaitable<vmrt::vm_info> start_ready(vmrt::vm_spec s) {
         const auto name = s.name;
         auto [ec, info] = co_await manager->async_start(std::move(s), tuple_awaitable);
-        BOOST_TEST_REQUIRE(!ec, ec.message() << ": " << info.diag.message << " " << info.diag.vmm_stderr_tail);
+        BOOST_TEST_REQUIRE(!ec, ec.message()
+                                    << ": " << info.diag.message << " " << info.diag.vmm_stderr_tail);
         auto names = vmrt::test::strings(name);
         auto [rec, ready] = co_await manager->async_wait_ready(names, 10s, tuple_awaitable);
         BOOST_TEST_REQUIRE(!rec, "wait_ready: " << rec.message());
@@ -129,7 +134,8 @@ BOOST_AUTO_TEST_CASE(command_line_mode_boots_to_ready_and_stops_through_the_powe
         BOOST_TEST_MESSAGE(cmdline);
         BOOST_TEST(contains(cmdline, "--api-socket fd="));
         BOOST_TEST(contains(cmdline, "--event-monitor fd="));
-        BOOST_TEST(contains(cmdline, "--disk path=\"" + (dir / "data,id=evil.img").string() + "\",readonly=on,id=disk1"));
+        BOOST_TEST(contains(cmdline, "--disk path=\"" + (dir / "data,id=evil.img").string() +
+                                         "\",readonly=on,id=disk1"));
         BOOST_TEST(contains(cmdline, "--cpus boot=2,max=4"));
         BOOST_TEST(contains(cmdline, "--memory size=512M,hotplug_size=512M"));
         BOOST_TEST(contains(cmdline, "--serial file=" + s.serial_log.string()));
@@ -146,9 +152,8 @@ BOOST_AUTO_TEST_CASE(command_line_mode_boots_to_ready_and_stops_through_the_powe
         auto [sec, outcome] = co_await manager->async_stop("cli", 5s, tuple_awaitable);
         BOOST_TEST_REQUIRE(!sec, sec.message());
         BOOST_TEST((outcome == vmrt::stop_outcome::clean), vmrt::to_string(outcome));
-        auto notes = co_await notes_until(sub, "cli", [](const vmrt::vm_event& ev) {
-            return vmrt::is_terminal(ev.state);
-        });
+        auto notes = co_await notes_until(
+            sub, "cli", [](const vmrt::vm_event& ev) { return vmrt::is_terminal(ev.state); });
         // CH's own events reached the manager's stream, from the event monitor (not from polling).
         BOOST_TEST(any_of(notes, "cloud-hypervisor event vm/booted"));
         BOOST_TEST(any_of(notes, "cloud-hypervisor event virtio-device/activated id=disk0"));
@@ -205,7 +210,8 @@ BOOST_AUTO_TEST_CASE(api_mode_creates_boots_pauses_resizes_snapshots_and_restore
 
         auto [rsec, restored] = co_await manager->async_restore(snap, tuple_awaitable);
         BOOST_TEST_REQUIRE(!rsec, rsec.message() << ": " << restored.diag.message);
-        BOOST_TEST(std::holds_alternative<vmrt::state::ready>(restored.state), vmrt::to_string(restored.state));
+        BOOST_TEST(std::holds_alternative<vmrt::state::ready>(restored.state),
+                   vmrt::to_string(restored.state));
         BOOST_TEST(contains(vmrt::test::read_file(restored.run_dir / "vmm.cmdline"),
                             "--restore source_url=file://" + snap.string() + ",resume=true"));
         auto [stec, outcome] = co_await manager->async_stop("api", 5s, tuple_awaitable);
@@ -271,7 +277,8 @@ void tap_nics_in_a_netns(fixture& f, vmrt::hv::ch_launch_mode mode, const std::s
         if (mode == vmrt::hv::ch_launch_mode::command_line) {
             BOOST_TEST(contains(log, "--net: inherited fd"));
             BOOST_TEST(contains(log, "on TAP made0"));
-            BOOST_TEST(contains(vmrt::test::read_file(info.run_dir / "vmm.cmdline"), ",num_queues=2,id=net0"));
+            BOOST_TEST(
+                contains(vmrt::test::read_file(info.run_dir / "vmm.cmdline"), ",num_queues=2,id=net0"));
         } else {
             BOOST_TEST(contains(log, "vm.add-net: 1 fd(s) by SCM_RIGHTS, TAP made0"));
             BOOST_TEST(contains(log, "vm.add-net: 1 fd(s) by SCM_RIGHTS, TAP kept0"));
@@ -326,12 +333,11 @@ BOOST_AUTO_TEST_CASE(shares_are_served_by_a_real_virtiofsd_restarted_across_gues
         // double) succeeds: vm.reboot answers only once the backend is back.
         auto connected = vmrt::io::connect_unix(info.run_dir / "ch-api.sock");
         BOOST_TEST_REQUIRE(connected.has_value());
-        vmrt::hv::ch::api_client api(vmrt::io::http_unix_client(
-            vmrt::io::http_unix_client::socket_type(ctx, asio::local::stream_protocol(), connected->release())));
+        vmrt::hv::ch::api_client api(vmrt::io::http_unix_client(vmrt::io::http_unix_client::socket_type(
+            ctx, asio::local::stream_protocol(), connected->release())));
         co_await api.vm_reboot();
-        auto notes = co_await notes_until(sub, "fs", [](const vmrt::vm_event& ev) {
-            return contains(ev.reason, "restarted as pid");
-        });
+        auto notes = co_await notes_until(
+            sub, "fs", [](const vmrt::vm_event& ev) { return contains(ev.reason, "restarted as pid"); });
         BOOST_TEST(any_of(notes, "virtiofsd for share 'share' started as pid"));
         BOOST_TEST(any_of(notes, "cloud-hypervisor event vm/rebooting"));
         // The rebooted guest printed a new banner and ready line: Ready again.
@@ -404,7 +410,8 @@ BOOST_AUTO_TEST_CASE(a_guest_that_ignores_the_power_button_is_ended_by_vmm_shutd
         auto [ec, outcome] = co_await manager->async_stop("deaf", 300ms, tuple_awaitable);
         BOOST_TEST_REQUIRE(!ec, ec.message());
         BOOST_TEST((outcome == vmrt::stop_outcome::forced), vmrt::to_string(outcome));
-        auto notes = co_await notes_until(sub, "deaf", [](const vmrt::vm_event& ev) { return vmrt::is_terminal(ev.state); });
+        auto notes = co_await notes_until(
+            sub, "deaf", [](const vmrt::vm_event& ev) { return vmrt::is_terminal(ev.state); });
         BOOST_TEST(any_of(notes, "asking Cloud Hypervisor to end the VM (vmm.shutdown)"));
         BOOST_TEST(!any_of(notes, "SIGTERM"));  // vmm.shutdown sufficed
         auto state = *manager->state("deaf");
@@ -435,7 +442,8 @@ BOOST_AUTO_TEST_CASE(a_vmm_that_dies_mid_call_fails_the_call_and_the_vm) {
         auto sub = watch();
         auto [ec, state] = co_await manager->async_pause("crash", tuple_awaitable);
         BOOST_TEST((ec == vmrt::errc::vmm_crashed), ec.message());
-        co_await notes_until(sub, "crash", [](const vmrt::vm_event& ev) { return vmrt::is_terminal(ev.state); });
+        co_await notes_until(sub, "crash",
+                             [](const vmrt::vm_event& ev) { return vmrt::is_terminal(ev.state); });
         auto final_state = *manager->state("crash");
         BOOST_TEST_REQUIRE(std::holds_alternative<vmrt::state::failed>(final_state));
         const auto& failed = std::get<vmrt::state::failed>(final_state);

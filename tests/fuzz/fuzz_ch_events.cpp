@@ -34,8 +34,9 @@ std::string render(const vmrt::hv::ch::monitor_event& ev) {
         }
         return out + "\"";
     };
-    std::string t = "{\n  \"timestamp\": {\n    \"secs\": 1,\n    \"nanos\": 2\n  },\n  \"source\": " + quote(ev.source) +
-                    ",\n  \"event\": " + quote(ev.event) + ",\n  \"properties\": ";
+    std::string t =
+        "{\n  \"timestamp\": {\n    \"secs\": 1,\n    \"nanos\": 2\n  },\n  \"source\": " + quote(ev.source) +
+        ",\n  \"event\": " + quote(ev.event) + ",\n  \"properties\": ";
     if (ev.properties.empty()) {
         t += "null";
     } else {

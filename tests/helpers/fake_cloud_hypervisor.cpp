@@ -55,8 +55,8 @@
 //                                                  back what it reads until EOF
 // A leaked double cannot live on: it exits after 10 minutes.
 #include "fake_ch/fake_vmm.hpp"
-#include "fake_ch/vsock_muxer.hpp"
 #include "fake_ch/vhost_user_frontend.hpp"
+#include "fake_ch/vsock_muxer.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -197,7 +197,8 @@ public:
         std::string address = ip ? ip : "192.168.64.2";
         if (address == "none") return;
         const char* ms = std::getenv("VMRT_FAKE_CH_READY_MS");
-        auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::milliseconds(ms ? std::atoi(ms) : 50));
+        auto timer =
+            std::make_shared<asio::steady_timer>(ex, std::chrono::milliseconds(ms ? std::atoi(ms) : 50));
         const auto generation = ++generation_;
         timer->async_wait([this, timer, path, address, generation](boost::system::error_code ec) {
             if (!ec && generation == generation_) append(path, "VMRS_READY " + address + "\n");
@@ -331,7 +332,8 @@ bool peer_hung_up(int fd) {
 asio::awaitable<bool> read_more(stream_protocol::socket& s, std::string& buf, std::vector<int>& fds) {
     for (;;) {
         boost::system::error_code ec;
-        co_await s.async_wait(stream_protocol::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+        co_await s.async_wait(stream_protocol::socket::wait_read,
+                              asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return false;
         char data[4096];
         alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
@@ -376,7 +378,8 @@ std::string with_passed_fds(const std::string& body, const std::vector<int>& fds
     v.as_object()["fds"] = std::move(list);
     const auto name = tap_name(fds.front());
     if (!name.empty()) v.as_object()["tap"] = name;
-    std::fprintf(stderr, "vm.add-net: %zu fd(s) by SCM_RIGHTS, TAP %s\n", fds.size(), name.empty() ? "(none)" : name.c_str());
+    std::fprintf(stderr, "vm.add-net: %zu fd(s) by SCM_RIGHTS, TAP %s\n", fds.size(),
+                 name.empty() ? "(none)" : name.c_str());
     return json::serialize(v);
 }
 
@@ -567,7 +570,8 @@ std::map<std::string, std::string> key_values(const std::string& spec) {
 std::vector<int> fd_list(const std::string& value) {
     std::vector<int> fds;
     std::string inner = value;
-    if (inner.size() >= 2 && inner.front() == '[' && inner.back() == ']') inner = inner.substr(1, inner.size() - 2);
+    if (inner.size() >= 2 && inner.front() == '[' && inner.back() == ']')
+        inner = inner.substr(1, inner.size() - 2);
     std::size_t at = 0;
     while (at < inner.size()) {
         auto end = std::min(inner.find(',', at), inner.size());
@@ -692,15 +696,18 @@ int main(int argc, char** argv) {
             json::object n;
             for (const char* k : {"tap", "mac", "id"})
                 if (kv.count(k)) n[k] = kv[k];
-            if (kv.count("num_queues")) n["num_queues"] = std::strtoull(kv["num_queues"].c_str(), nullptr, 10);
+            if (kv.count("num_queues"))
+                n["num_queues"] = std::strtoull(kv["num_queues"].c_str(), nullptr, 10);
             if (kv.count("fd")) {  // open TAP fds it inherited (§3 --net)
                 auto fds = fd_list(kv["fd"]);
-                const auto queues = kv.count("num_queues") ? std::strtoull(kv["num_queues"].c_str(), nullptr, 10) : 2;
+                const auto queues =
+                    kv.count("num_queues") ? std::strtoull(kv["num_queues"].c_str(), nullptr, 10) : 2;
                 if (queues != 2 * fds.size())
                     fail_config("Error parsing --net: num_queues must be twice the number of fds");
                 json::array list;
                 for (int fd : fds) {
-                    if (::fcntl(fd, F_GETFD) < 0) fail_config("Error parsing --net: fd " + std::to_string(fd) + " is not open");
+                    if (::fcntl(fd, F_GETFD) < 0)
+                        fail_config("Error parsing --net: fd " + std::to_string(fd) + " is not open");
                     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
                     list.push_back(fd);
                 }

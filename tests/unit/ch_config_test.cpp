@@ -26,7 +26,9 @@ std::string joined(const std::vector<std::string>& args) {
     return out;
 }
 
-bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+bool contains(const std::string& text, const std::string& what) {
+    return text.find(what) != std::string::npos;
+}
 
 }  // namespace
 
@@ -57,7 +59,8 @@ BOOST_AUTO_TEST_CASE(a_full_spec_becomes_chs_flags) {
     BOOST_TEST(contains(line, "--disk path=/images/root.img,id=disk0"));
     BOOST_TEST(contains(line, "--disk path=/images/data.img,readonly=on,direct=on,id=disk1"));
     BOOST_TEST(contains(line, "--disk path=/images/seed.iso,readonly=on,id=seed"));
-    BOOST_TEST(contains(line, "--net fd=[7],mac=" + vmrt::default_mac("web", 0).to_string() + ",num_queues=2,id=net0"));
+    BOOST_TEST(contains(line, "--net fd=[7],mac=" + vmrt::default_mac("web", 0).to_string() +
+                                  ",num_queues=2,id=net0"));
     BOOST_TEST(contains(line, "--fs tag=share,socket=/run/web/fs0.sock,num_queues=1,queue_size=1024,id=fs0"));
     BOOST_TEST(contains(line, "--vsock cid=5,socket=/run/web.vsock,id=vsock"));
     BOOST_TEST(contains(line, "--balloon size=128M,deflate_on_oom=on,free_page_reporting=off"));
@@ -94,7 +97,8 @@ BOOST_AUTO_TEST_CASE(the_api_config_matches_the_command_line) {
 
 BOOST_AUTO_TEST_CASE(every_nic_gets_its_own_mac) {
     auto s = base();
-    for (int i = 0; i < 4; ++i) s.networks.push_back({.kind = vmrt::nic_kind::tap, .tap_name = "tap" + std::to_string(i)});
+    for (int i = 0; i < 4; ++i)
+        s.networks.push_back({.kind = vmrt::nic_kind::tap, .tap_name = "tap" + std::to_string(i)});
     auto c = ch::make_vm_config(s, {});
     std::vector<std::string> macs;
     for (const auto& n : c.net) macs.push_back(n.mac.value());
@@ -103,7 +107,9 @@ BOOST_AUTO_TEST_CASE(every_nic_gets_its_own_mac) {
 }
 
 BOOST_AUTO_TEST_CASE(what_ch_cannot_do_is_refused_by_field) {
-    auto refusal = [](vmrt::vm_spec s) { return ch::check_spec_for_ch(s, false).value_or(vmrt::spec_error{}).field; };
+    auto refusal = [](vmrt::vm_spec s) {
+        return ch::check_spec_for_ch(s, false).value_or(vmrt::spec_error{}).field;
+    };
     auto s = base();
     s.root_disk->interface = vmrt::disk_interface::nvme;
     BOOST_TEST(refusal(s) == "root_disk.interface");

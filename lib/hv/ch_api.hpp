@@ -34,7 +34,9 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vmrt::hv::ch {
@@ -164,6 +166,26 @@ struct restore_request {
     std::optional<bool> resume;
     std::optional<std::string> memory_restore_mode;  ///< "Copy" or "OnDemand"
 };
+
+// ---- Which endpoints of CH's OpenAPI file the client covers (ch_endpoints.cpp) ----
+
+/// One endpoint: `path` as the OpenAPI file spells it ("/vm.info"; the request target is "/api/v1"
+/// + path), `method` as sent on the wire ("GET" or "PUT").
+struct endpoint_info {
+    std::string_view path;
+    std::string_view method;
+};
+/// An endpoint of the OpenAPI file that api_client deliberately does not implement, and why.
+struct skipped_endpoint {
+    std::string_view path;
+    std::string_view method;
+    std::string_view why;
+};
+/// Every endpoint an api_client member function sends. component.ch_openapi_test checks both
+/// lists against the OpenAPI file (each path in exactly one list, nothing stale, same method)
+/// and checks this one against the requests the client really sends.
+std::span<const endpoint_info> implemented_endpoints() noexcept;
+std::span<const skipped_endpoint> skipped_endpoints() noexcept;
 
 // ---- JSON (ch_api_json.cpp; usable without a connection) ----
 

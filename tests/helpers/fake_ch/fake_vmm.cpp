@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -85,6 +86,21 @@ void for_each_device(json::object& config, F f) {
     }
 }
 
+// ---- build features (route additions for the OpenAPI coverage test) ----
+
+// CH's compile-time features change its route table: vm.coredump exists only in x86_64 builds
+// with `guest_debug` (§1.3); a release build answers 404 ["Not Found"] there. The double is a
+// release build unless VMRT_FAKE_CH_FEATURES (comma-separated, e.g. "guest_debug") names the
+// feature, so that component.ch_openapi_test can prove every path of the OpenAPI file is routed.
+bool guest_debug_build() {
+    static const bool on = [] {
+        const char* env = std::getenv("VMRT_FAKE_CH_FEATURES");
+        std::string list = std::string(",") + (env ? env : "") + ",";
+        return list.find(",guest_debug,") != std::string::npos;
+    }();
+    return on;
+}
+
 }  // namespace
 
 vmm::vmm(event_sink events, bool no_shutdown) : events_(std::move(events)), no_shutdown_(no_shutdown) {}
@@ -120,6 +136,7 @@ bool vmm::known_route(const std::string& endpoint, bool& is_get) {
                                                   "vm.send-migration",
                                                   "vm.receive-migration"};
     is_get = get_routes.count(endpoint) > 0;
+    if (endpoint == "vm.coredump") return guest_debug_build();  // PUT, guest_debug builds only
     return is_get || put_routes.count(endpoint) > 0;
 }
 
@@ -313,6 +330,7 @@ reply vmm::handle(const std::string& method, const std::string& endpoint, const 
                        {"version", "v54.0.0-fake"},
                        {"pid", static_cast<std::int64_t>(::getpid())},
                        {"features", json::array{"kvm", "io_uring"}}};
+        if (guest_debug_build()) o["features"].as_array().emplace_back("guest_debug");
         return {200, json::serialize(o)};
     }
     if (endpoint == "vmm.shutdown") {
@@ -597,6 +615,15 @@ reply vmm::handle(const std::string& method, const std::string& endpoint, const 
             events_("vm", "resumed", nullptr);
         }
         return {204, std::nullopt};
+    }
+    if (endpoint == "vm.coredump") {             // routed only in a guest_debug build (known_route)
+        auto request = parse_object(body, bad);  // VmCoredumpData {destination_url}
+        if (!request) return bad;
+        const char* action = "The VM could not be coredumped";
+        if (!live_) return error(500, action, not_running);  // VmNotRunning, as CH's vm_coredump
+        // Writing an ELF dump of guest memory is outside what the double emulates: CH's status for
+        // a failed coredump (VmError::Coredump maps to 500, §1.1), with the reason as root cause.
+        return error(500, action, "Coredump is not emulated by vmrt-fake-cloud-hypervisor");
     }
     if (endpoint == "vm.send-migration" || endpoint == "vm.receive-migration") {
         // Migration is outside what the double emulates: CH's generic failure status (§1.3).

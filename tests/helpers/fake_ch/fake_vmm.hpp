@@ -39,7 +39,8 @@ public:
     /// PUT (other methods are refused before this), `body` empty when none was sent.
     reply handle(const std::string& method, const std::string& endpoint, const std::string& body,
                  follow_up& next);
-    /// True if `endpoint` is a route CH has (GET-only or PUT-only, §2.3).
+    /// True if `endpoint` is a route CH has (GET-only or PUT-only, §2.3). vm.coredump is one only
+    /// when VMRT_FAKE_CH_FEATURES lists guest_debug (the double then acts as a guest_debug build).
     static bool known_route(const std::string& endpoint, bool& is_get);
     /// True if the route takes no body (a non-empty one is 400 ["Bad Request"], §2.1).
     static bool bodyless(const std::string& endpoint);

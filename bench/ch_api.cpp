@@ -74,9 +74,13 @@ stats summarize(std::vector<double> v) {
 // The bench's scratch directory, removed on every exit path.
 struct work_dir {
     std::filesystem::path path;
-    work_dir()
-        : path(std::filesystem::temp_directory_path() / ("vmrt-bench-ch-api-" + std::to_string(::getpid()))) {
+    work_dir() : path(scratch_root() / ("vmrt-bench-ch-api-" + std::to_string(::getpid()))) {
         std::filesystem::create_directories(path);
+    }
+    // $TMPDIR (which the test run points into its own, possibly not yet created, directory) or /tmp.
+    static std::filesystem::path scratch_root() {
+        const char* tmp = std::getenv("TMPDIR");
+        return tmp && *tmp ? std::filesystem::path(tmp) : std::filesystem::path("/tmp");
     }
     ~work_dir() {
         std::error_code ec;
@@ -107,20 +111,20 @@ int listening_socket(const std::filesystem::path& path) {
     return fd;
 }
 
-// A VM whose vm.info is about as large as a real one (disks, nets, a share, a vsock, a console).
+// A VM whose vm.info is about as large as a real one (disks, nets, a vsock, a console). No virtio-fs
+// share: the double, like CH, would need a live virtiofsd behind its socket to boot.
 ch::vm_config bench_vm(const std::filesystem::path& dir) {
     ch::vm_config c;
     c.cpus.boot_vcpus = 2;
     c.cpus.max_vcpus = 4;
     c.memory.size = 1ull << 30;
-    c.memory.shared = true;
     c.payload.kernel = (dir / "vmlinuz").string();
     c.payload.initramfs = (dir / "initrd.img").string();
     c.payload.cmdline = "console=ttyS0 root=/dev/vda1 rw vmrs.ip=10.0.0.2";
-    c.disks.push_back({(dir / "root.img").string(), false, std::nullopt});
-    c.disks.push_back({(dir / "seed.iso").string(), true, std::nullopt});
+    c.disks.push_back({.path = (dir / "root.img").string(), .readonly = false});
+    c.disks.push_back({.path = (dir / "data.img").string(), .readonly = false});
+    c.disks.push_back({.path = (dir / "seed.iso").string(), .readonly = true});
     c.net.push_back({std::string("vmrt-tap0"), std::string("52:54:00:12:34:56"), std::nullopt});
-    c.fs.push_back({"share0", (dir / "virtiofsd.sock").string(), 1, 1024, std::nullopt});
     c.vsock = ch::vsock_config{3, (dir / "vsock.sock").string(), std::nullopt};
     c.serial = ch::console_config{"File", (dir / "serial.log").string(), std::nullopt};
     return c;

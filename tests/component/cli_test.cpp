@@ -23,6 +23,8 @@ struct cli_result {
 struct fixture {
     vmrt::test::temp_dir dir;
 
+    std::vector<std::pair<std::string, std::string>> extra_env;
+
     fixture() { vmrt::test::write_file(dir / "vmlinuz", "fake kernel"); }
 
     void write_spec(const std::string& file, const std::string& name, const std::string& cmdline) {
@@ -46,6 +48,7 @@ struct fixture {
                 o.args = std::move(args);
                 o.log_file = dir / "cli.out";
                 o.env_overrides = {{"VMRT_STATE_DIR", (dir / "state").string()}};
+                o.env_overrides.insert(o.env_overrides.end(), extra_env.begin(), extra_env.end());
                 auto p = vmrt::io::process::spawn(ex, o);
                 asio::steady_timer t(ex);
                 for (auto delay : {interrupt_after, second_interrupt_after}) {
@@ -122,6 +125,21 @@ BOOST_AUTO_TEST_CASE(run_prints_events_until_stopped) {
     BOOST_TEST(r.status.code == 0, r.output);
     for (auto word :
          {"vm1 starting", "vm1 running", "vm1 ready (10.0.0.5)", "vm1 stopping", "vm1 stopped (clean"})
+        BOOST_TEST(r.output.find(word) != std::string::npos, word << " missing in:\n" << r.output);
+}
+
+BOOST_AUTO_TEST_CASE(auto_picks_cloud_hypervisor_when_its_binary_is_there) {
+    // $VMRT_CLOUD_HYPERVISOR names the binary (here the project's protocol double): `auto` then
+    // means Cloud Hypervisor, and the VM boots, gets Ready and stops through the power button.
+    extra_env = {{"VMRT_CLOUD_HYPERVISOR", vmrt::test::helper_program("VMRT_FAKE_CLOUD_HYPERVISOR").string()},
+                 {"VMRT_FAKE_CH_READY_IP", "10.0.0.7"}};
+    vmrt::test::write_file(dir / "ch.json",
+                           R"({"name": "vm1", "kernel": "vmlinuz", "serial_log": "vm1.log"})");
+    auto v = run({"validate", (dir / "ch.json").string()});
+    BOOST_TEST(v.output.find("ok: vm1 (backend cloud-hypervisor)") != std::string::npos, v.output);
+    auto r = run({"run", "--stop-when-ready", (dir / "ch.json").string()});
+    BOOST_TEST(r.status.code == 0, r.output);
+    for (auto word : {"vm1 ready (10.0.0.7)", "cloud-hypervisor event vm/booted", "vm1 stopped (clean"})
         BOOST_TEST(r.output.find(word) != std::string::npos, word << " missing in:\n" << r.output);
 }
 

@@ -5,8 +5,11 @@
 #include <vmrt/io/http_range.hpp>
 #include <vmrt/io/sha256.hpp>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
+#include <random>
 #include <system_error>
 #include <vector>
 
@@ -116,6 +119,23 @@ asio::awaitable<download_result> async_download(https_client& client, std::strin
             check_resumed_range(what, resp, offset, total);
         } else if (resp.status() == 416 && offset > 0 && range_was_at_end(resp, offset, total)) {
             complete = true;
+        } else if (is_retryable_status(resp.status()) && result.busy_retries < options.retry.max_retries) {
+            auto demand = resp.headers()[http::field::retry_after];
+            auto retry_after =
+                parse_retry_after({demand.data(), demand.size()}, std::chrono::system_clock::now());
+            if (!(retry_after && *retry_after > options.retry.max_retry_after)) {
+                ++result.busy_retries;
+                static thread_local std::minstd_rand jitter_source{std::random_device{}()};
+                const double jitter = 0.5 + 0.5 * std::uniform_real_distribution<double>(0, 1)(jitter_source);
+                auto ex = co_await asio::this_coro::executor;  // not inside the constructor call (GCC 12)
+                asio::steady_timer wait(ex,
+                                        retry_delay(options.retry, result.busy_retries, retry_after, jitter));
+                co_await wait.async_wait(asio::use_awaitable);
+                continue;  // the same request again, from the same offset
+            }
+            auto failure = co_await status_error_of(resp, what + " (the server asks to wait " +
+                                                              std::to_string(retry_after->count()) + " s)");
+            throw failure;
         } else {
             auto failure = co_await status_error_of(resp, what);
             throw failure;

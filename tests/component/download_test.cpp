@@ -288,6 +288,66 @@ BOOST_AUTO_TEST_CASE(mid_stream_close_then_resume) {
     });
 }
 
+BOOST_AUTO_TEST_CASE(a_busy_server_is_asked_again_after_its_retry_after) {
+    // Two 429s with "Retry-After: 1", then the content: the download waits as asked (about 2 s,
+    // not the 0.5 s backoff) and succeeds.
+    asio::io_context ctx;
+    https_test_env env;
+    const fs::path out_dir = env.dir / "out";
+    fs::create_directories(out_dir);
+    auto options = faulty(env);
+    options.busy_responses = 2;
+    options.retry_after = "1";
+    faulty_tls_server server(options);
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = co_await async_download(faulty_url(server), out_dir / "blob.bin", verified(env.blob_sha256),
+                                         env.client_options());
+        const auto waited = std::chrono::steady_clock::now() - t0;
+        BOOST_TEST(r.busy_retries == 2u);
+        BOOST_TEST(r.sha256 == env.blob_sha256);
+        BOOST_TEST((waited >= std::chrono::seconds(2)));
+        BOOST_TEST(server.requests().size() == 3u);
+        BOOST_TEST((listing(out_dir) == vmrt::test::strings("blob.bin")));
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_server_that_stays_busy_fails_with_its_status_and_writes_nothing) {
+    asio::io_context ctx;
+    https_test_env env;
+    const fs::path out_dir = env.dir / "out";
+    fs::create_directories(out_dir);
+    auto options = faulty(env);
+    options.busy_responses = 100;
+    options.busy_status = 503;
+    faulty_tls_server server(options);
+    auto busy = faulty(env);
+    busy.busy_responses = 100;
+    busy.retry_after = "3600";  // an hour: a refusal, not worth waiting for
+    faulty_tls_server refusing(busy);
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto opts = verified(env.blob_sha256);
+        opts.retry.max_retries = 2;
+        opts.retry.initial_delay = std::chrono::milliseconds(20);
+        try {
+            co_await async_download(faulty_url(server), out_dir / "blob.bin", opts, env.client_options());
+            BOOST_FAIL("a server that is always busy cannot deliver");
+        } catch (const vmrt::error& e) {
+            BOOST_TEST((e.code() == vmrt::errc::http_status), e.what());
+            BOOST_TEST(std::string(e.what()).find("503") != std::string::npos, e.what());
+        }
+        BOOST_TEST(server.requests().size() == 3u);  // the first try and two retries
+        try {
+            co_await async_download(faulty_url(refusing), out_dir / "blob.bin", opts, env.client_options());
+            BOOST_FAIL("a Retry-After of an hour is not waited for");
+        } catch (const vmrt::error& e) {
+            BOOST_TEST(std::string(e.what()).find("asks to wait 3600 s") != std::string::npos, e.what());
+        }
+        BOOST_TEST(refusing.requests().size() == 1u);
+        BOOST_TEST(listing(out_dir).empty());
+    });
+}
+
 BOOST_AUTO_TEST_CASE(several_drops_are_resumed_each_time) {
     asio::io_context ctx;
     https_test_env env;

@@ -74,6 +74,16 @@ struct faulty_tls_server::impl {
                 co_return;
             }
 
+            if (index < options.busy_responses) {
+                const std::string text = "busy, try again\n";
+                std::string out =
+                    "HTTP/1.1 " + std::to_string(options.busy_status) +
+                    " Busy\r\nContent-Length: " + std::to_string(text.size()) + "\r\n" +
+                    (options.retry_after.empty() ? "" : "Retry-After: " + options.retry_after + "\r\n") +
+                    "\r\n" + text;
+                co_await asio::async_write(stream, asio::buffer(out), asio::use_awaitable);
+                continue;
+            }
             const std::size_t start = range_start(seen.range);
             const std::size_t length = options.body.size() - start;
             std::string head = start > 0 ? "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " +

@@ -27,6 +27,11 @@ struct faulty_tls_server_options {
     std::size_t cut_after = std::numeric_limits<std::size_t>::max();
     /// Answer "Range: bytes=N-" with 206; false: always 200 with the whole body.
     bool honour_range = true;
+    /// The first `busy_responses` requests get `busy_status` (e.g. 429) with `retry_after` as the
+    /// Retry-After field (none if empty) and a short body, instead of the content.
+    unsigned busy_responses = 0;
+    unsigned busy_status = 429;
+    std::string retry_after;
     /// Read the request and never answer.
     bool stall_before_headers = false;
     /// Every response stops after this many body bytes and then never sends another.

@@ -17,6 +17,10 @@
 //     emptied and the hash restarted; a 416 whose length equals N means the body was complete.
 //     At most max_resume_attempts such retries, then errc::incomplete_body (or errc::timeout).
 //     Resuming happens within one call: the temp file is private to it and removed when it ends.
+//  4b. Busy servers: a 429 or transient 5xx (500/502/503/504) is asked again after the server's
+//     Retry-After, or with exponential backoff (options.retry), keeping any bytes already
+//     received; after retry.max_retries, or a Retry-After beyond retry.max_retry_after, the
+//     status is the error.
 //  5. The length must match Content-Length / Content-Range, the digest must match, and only then
 //     fchmod → fsync → rename over final_path → fsync of the directory. On any failure
 //     (including cancellation) the temp file is removed and final_path is untouched.
@@ -33,6 +37,7 @@
 #pragma once
 
 #include <vmrt/io/https_client.hpp>
+#include <vmrt/io/retry.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -53,6 +58,8 @@ struct download_options {
     unsigned max_redirects = 5;
     /// Retries with Range after the connection ended or stalled mid-body.
     unsigned max_resume_attempts = 5;
+    /// Asking again after 429 or a transient 5xx (io/retry.hpp), honouring Retry-After.
+    retry_policy retry;
     /// Mode of the final file.
     std::filesystem::perms perms = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
                                    std::filesystem::perms::group_read | std::filesystem::perms::others_read;
@@ -69,6 +76,7 @@ struct download_result {
     std::string sha256;          ///< lowercase hex digest of the file at final_path
     std::uint64_t bytes = 0;     ///< its size
     unsigned resumed_count = 0;  ///< Range requests made after a broken transfer
+    unsigned busy_retries = 0;   ///< requests repeated after a 429 or transient 5xx
     std::string final_url;       ///< the URL the body came from, after redirects
     bool cache_hit = false;      ///< final_path already held the expected content
 };

@@ -156,7 +156,8 @@ asio::awaitable<void> vm_actor::supervise(std::shared_ptr<vm_instance> inst) {
         note(std::string("lost supervision of the VMM: ") + e.what());
     }
     exited_ = true;
-    nics_.reset();  // the switch ports go with the VM
+    hot_devices_.clear();  // hot-plugged devices last one run
+    nics_.reset();         // the switch ports go with the VM
     finish(status);
     if (tail_) tail_->close();
     instance_.reset();  // releases sidecars and sockets now; stop() holds its own reference if running

@@ -15,9 +15,11 @@
 #include <boost/asio/strand.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <variant>
 
 namespace vmrt::detail {
 
@@ -115,6 +117,8 @@ private:
     /// Refuses a device the spec could not have held: validate_spec and the driver's check_spec on
     /// the spec with the device added, reporting only problems of that device (`field`).
     void check_added_device(const vm_spec& with_device, const std::string& field) const;
+    /// The spec plus the devices hot-plugged into the running VM (what a new device must not clash with).
+    vm_spec spec_with_hot_devices() const;
     void finish(const exit_status& status);
     void set_state(vm_state s, std::string reason);
     void note(std::string text);
@@ -147,6 +151,8 @@ private:
     mutable std::mutex snapshot_mutex_;
     vm_info snapshot_;
     std::shared_ptr<nic_attachments> nics_;
+    // Devices hot-plugged into the current run, by device id (strand-only; cleared when it ends).
+    std::map<std::string, std::variant<disk_spec, nic_spec, shared_dir_spec>> hot_devices_;
 };
 
 }  // namespace vmrt::detail

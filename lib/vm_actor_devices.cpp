@@ -25,6 +25,16 @@ void vm_actor::check_added_device(const vm_spec& with_device, const std::string&
                     {.message = refusal->message, .field = refusal->field});
 }
 
+vm_spec vm_actor::spec_with_hot_devices() const {
+    auto s = spec_;
+    for (const auto& [id, device] : hot_devices_) {
+        if (auto* d = std::get_if<disk_spec>(&device)) s.data_disks.push_back(*d);
+        if (auto* n = std::get_if<nic_spec>(&device)) s.networks.push_back(*n);
+        if (auto* f = std::get_if<shared_dir_spec>(&device)) s.shared_dirs.push_back(*f);
+    }
+    return s;
+}
+
 asio::awaitable<std::uint64_t> vm_actor::resize_memory(std::uint64_t mib) {
     auto self = shared_from_this();
     auto inst = running_instance("resize the memory of");
@@ -40,10 +50,11 @@ asio::awaitable<std::uint64_t> vm_actor::resize_memory(std::uint64_t mib) {
 asio::awaitable<plugged_device> vm_actor::add_disk(disk_spec disk) {
     auto self = shared_from_this();
     auto inst = running_instance("add a disk to");
-    auto with = spec_;
+    auto with = spec_with_hot_devices();
     with.data_disks.push_back(disk);
     check_added_device(with, "data_disks[" + std::to_string(with.data_disks.size() - 1) + "]");
     auto d = co_await inst->add_disk(disk);
+    hot_devices_[d.id] = disk;
     note("disk " + disk.path.string() + " plugged in as " + d.id);
     co_return d;
 }
@@ -51,10 +62,11 @@ asio::awaitable<plugged_device> vm_actor::add_disk(disk_spec disk) {
 asio::awaitable<plugged_device> vm_actor::add_network(nic_spec nic) {
     auto self = shared_from_this();
     auto inst = running_instance("add a network interface to");
-    auto with = spec_;
+    auto with = spec_with_hot_devices();
     with.networks.push_back(nic);
     check_added_device(with, "networks[" + std::to_string(with.networks.size() - 1) + "]");
     auto d = co_await inst->add_network(nic);
+    hot_devices_[d.id] = nic;
     note("network interface plugged in as " + d.id);
     co_return d;
 }
@@ -62,10 +74,11 @@ asio::awaitable<plugged_device> vm_actor::add_network(nic_spec nic) {
 asio::awaitable<plugged_device> vm_actor::add_shared_dir(shared_dir_spec dir) {
     auto self = shared_from_this();
     auto inst = running_instance("add a shared directory to");
-    auto with = spec_;
+    auto with = spec_with_hot_devices();
     with.shared_dirs.push_back(dir);
     check_added_device(with, "shared_dirs[" + std::to_string(with.shared_dirs.size() - 1) + "]");
     auto d = co_await inst->add_shared_dir(dir);
+    hot_devices_[d.id] = dir;
     note("shared directory " + dir.host_path.string() + " (tag " + dir.tag + ") plugged in as " + d.id);
     co_return d;
 }
@@ -74,6 +87,7 @@ asio::awaitable<std::string> vm_actor::remove_device(std::string id) {
     auto self = shared_from_this();
     auto inst = running_instance("remove a device from");
     co_await inst->remove_device(id);
+    hot_devices_.erase(id);
     note("device " + id + " removed");
     co_return id;
 }

@@ -232,14 +232,16 @@ BOOST_AUTO_TEST_CASE(disks_are_hot_plugged_and_removed_with_chs_errors_mapped) {
         auto [cec, counters] = co_await manager->async_counters("hot", tuple_awaitable);
         BOOST_TEST(counters.count("hotdisk0") == 1u);
 
-        // The same image twice: CH refuses a duplicate path with 409.
+        // The same image twice: refused by vmrt, naming the field, before CH would answer 409 (the
+        // 409 mapping itself is checked against the double in ch_api_test).
         auto [dup, d2] = co_await manager->async_add_disk("hot", extra, tuple_awaitable);
-        BOOST_TEST((dup == vmrt::errc::already_exists), dup.message());
+        BOOST_TEST((dup == vmrt::errc::invalid_spec), dup.message());
         // A missing file is refused before CH is asked, naming the field.
         vmrt::disk_spec missing{.path = dir / "nope.img"};
         auto [mec, d3] = co_await manager->async_add_disk("hot", missing, tuple_awaitable);
         BOOST_TEST((mec == vmrt::errc::invalid_spec), mec.message());
-        vmrt::disk_spec nvme{.path = dir / "extra.img", .interface = vmrt::disk_interface::nvme};
+        vmrt::test::write_file(dir / "nvme.img", std::string(4096, '\0'));
+        vmrt::disk_spec nvme{.path = dir / "nvme.img", .interface = vmrt::disk_interface::nvme};
         auto [nec, d4] = co_await manager->async_add_disk("hot", nvme, tuple_awaitable);
         BOOST_TEST((nec == vmrt::errc::unsupported), nec.message());
 
@@ -344,6 +346,25 @@ BOOST_AUTO_TEST_CASE(shares_are_served_by_a_real_virtiofsd_restarted_across_gues
         auto names = vmrt::test::strings("fs");
         auto [rec, ready] = co_await manager->async_wait_ready(names, 10s, tuple_awaitable);
         BOOST_TEST(!rec, rec.message());
+
+        // Hotplug a second share: a new virtiofsd, which CH (the double) reaches at vm.add-fs;
+        // removing the device ends that virtiofsd.
+        std::filesystem::create_directories(dir / "more");
+        vmrt::shared_dir_spec more{.host_path = dir / "more", .tag = "more"};
+        auto [aec, dev] = co_await manager->async_add_shared_dir("fs", more, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!aec, aec.message());
+        BOOST_TEST(process_running("source=" + (dir / "more").string()));
+        vmrt::shared_dir_spec taken{.host_path = dir / "more", .tag = "share"};
+        auto [dup, dev2] = co_await manager->async_add_shared_dir("fs", taken, tuple_awaitable);
+        BOOST_TEST((dup == vmrt::errc::invalid_spec), "the tag is the boot share's: " << dup.message());
+        vmrt::shared_dir_spec again{.host_path = dir / "share", .tag = "more"};
+        auto [dup2, dev3] = co_await manager->async_add_shared_dir("fs", again, tuple_awaitable);
+        BOOST_TEST((dup2 == vmrt::errc::invalid_spec),
+                   "the tag is the hot-plugged share's: " << dup2.message());
+        auto [rmec, removed] = co_await manager->async_remove_device("fs", dev.id, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!rmec, rmec.message());
+        BOOST_TEST(!process_running("source=" + (dir / "more").string()),
+                   "the hot-plugged share's virtiofsd stayed");
 
         auto [sec, outcome] = co_await manager->async_stop("fs", 5s, tuple_awaitable);
         BOOST_TEST_REQUIRE(!sec, sec.message());
@@ -455,8 +476,13 @@ BOOST_AUTO_TEST_CASE(a_vmm_that_dies_mid_call_fails_the_call_and_the_vm) {
 
 BOOST_AUTO_TEST_CASE(a_vmm_that_dies_during_start_up_fails_the_start_with_its_status) {
     scoped_env crash("VMRT_FAKE_CH_FAULTS", "crash-on=vm.info");
+    std::filesystem::create_directories(dir / "early-share");
+    auto s = spec("early");
+    s.shared_dirs.push_back({.host_path = dir / "early-share", .tag = "share"});
     run_coro(ctx, [&]() -> asio::awaitable<void> {
-        auto [ec, info] = co_await manager->async_start(spec("early"), tuple_awaitable);
+        auto [ec, info] = co_await manager->async_start(s, tuple_awaitable);
+        // The virtiofsd started for the VM went with the failed start.
+        BOOST_TEST(!process_running("source=" + (dir / "early-share").string()));
         BOOST_TEST((ec == vmrt::errc::vmm_start_failed), ec.message());
         BOOST_TEST(contains(info.diag.message, "exit code 3"), info.diag.message);
         BOOST_TEST(!std::filesystem::exists(dir / "state" / "default" / "early" / "ch-api.sock"));

@@ -123,7 +123,21 @@ error_code make_plan(const process_options& opts, exec_plan& plan, std::string& 
         return ec;
     }
     plan.inherited_fds = opts.inherited_fds;
-    plan.stdin_fd = open_cloexec("/dev/null", O_RDWR, ec);
+    if (opts.stdin_fd >= 0 || opts.stdout_fd >= 0) {
+        // Duplicated above 2 so that the child's dup2() onto 0/1 cannot clobber one with the other.
+        const auto duplicate = [&](int fd) {
+            const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+            if (copy < 0) ec = last_error();
+            return unique_fd(copy);
+        };
+        if (opts.stdin_fd >= 0) plan.stdin_fd = duplicate(opts.stdin_fd);
+        if (!ec && opts.stdout_fd >= 0) plan.stdout_fd = duplicate(opts.stdout_fd);
+        if (ec) {
+            what = "invalid stdin/stdout descriptor";
+            return ec;
+        }
+    }
+    if (!plan.stdin_fd) plan.stdin_fd = open_cloexec("/dev/null", O_RDWR, ec);
     if (!ec) {
         plan.output_fd =
             opts.log_file

@@ -25,6 +25,7 @@ struct exec_plan {
     std::vector<int> inherited_fds;
     unique_fd stdin_fd;
     unique_fd output_fd;
+    unique_fd stdout_fd;  // when set, the child's stdout; output_fd then takes only stderr
     bool new_process_group = true;
     int death_signal = 0;
     pid_t parent = 0;

@@ -92,7 +92,8 @@ void mark_fds_cloexec(const exec_plan& plan) noexcept {
         if (::getppid() != plan.parent) ::_exit(127);
     }
     reset_signals();
-    if (::dup2(plan.stdin_fd.get(), 0) < 0 || ::dup2(plan.output_fd.get(), 1) < 0 ||
+    const int stdout_source = plan.stdout_fd ? plan.stdout_fd.get() : plan.output_fd.get();
+    if (::dup2(plan.stdin_fd.get(), 0) < 0 || ::dup2(stdout_source, 1) < 0 ||
         ::dup2(plan.output_fd.get(), 2) < 0)
         fail_in_child(report_fd, child_step::stdio, errno);
     mark_fds_cloexec(plan);

@@ -39,6 +39,12 @@ struct process_options {
     bool append_log = false;  ///< append to `log_file` instead of truncating it (a restarted daemon)
     std::vector<std::pair<std::string, std::string>> env_overrides;  ///< added to the inherited environment
     std::vector<int> inherited_fds;  ///< kept open in the child at the same number
+    /// If >= 0, the child's stdin (instead of /dev/null): e.g. the read end of a pipe. The caller
+    /// keeps ownership; the child gets a duplicate.
+    int stdin_fd = -1;
+    /// If >= 0, the child's stdout (stderr still goes to `log_file`): e.g. the write end of a
+    /// pipe, so that output holding secrets never touches a file. The caller keeps ownership.
+    int stdout_fd = -1;
     std::optional<std::filesystem::path> working_dir;
     bool new_process_group = true;  ///< child becomes leader of its own group
     /// Sent to the child if vmrt dies; 0: none. Linux sends it when the *thread* that called

@@ -31,10 +31,14 @@ layer_compression sniff_compression(int fd) {
 
 const char* compression_name(layer_compression c) {
     switch (c) {
-    case layer_compression::gzip: return "gzip";
-    case layer_compression::zstd: return "zstd";
-    case layer_compression::none: return "uncompressed";
-    case layer_compression::detect: break;
+    case layer_compression::gzip:
+        return "gzip";
+    case layer_compression::zstd:
+        return "zstd";
+    case layer_compression::none:
+        return "uncompressed";
+    case layer_compression::detect:
+        break;
     }
     return "detected";
 }
@@ -64,8 +68,8 @@ void layer_applier::open_archive() {
     // Only the filter the magic named and only tar formats: nothing else is probed.
     if (found == layer_compression::gzip) archive_read_support_filter_gzip(archive_.get());
     if (found == layer_compression::zstd && archive_read_support_filter_zstd(archive_.get()) != ARCHIVE_OK)
-        throw vmrt::error(errc::unsupported, {.message = "this libarchive cannot read zstd layers",
-                                              .field = "layer_blob"});
+        throw vmrt::error(errc::unsupported,
+                          {.message = "this libarchive cannot read zstd layers", .field = "layer_blob"});
     archive_read_support_format_tar(archive_.get());
     if (archive_read_open_fd(archive_.get(), blob_fd_.get(), 256 * 1024) != ARCHIVE_OK)
         throw vmrt::error(errc::protocol_error,
@@ -87,10 +91,9 @@ layer_summary layer_applier::run() {
             // ARCHIVE_FAILED (an unreadable entry) refuses the layer too: applying the rest would
             // give a rootfs that silently lacks a file.
             const char* why = archive_error_string(archive_.get());
-            throw vmrt::error(errc::protocol_error,
-                              {.message = "malformed layer " + blob_.string() + ": " +
-                                          sanitise_name(why ? why : "unreadable entry"),
-                               .field = "layer_blob"});
+            throw vmrt::error(errc::protocol_error, {.message = "malformed layer " + blob_.string() + ": " +
+                                                                sanitise_name(why ? why : "unreadable entry"),
+                                                     .field = "layer_blob"});
         }
         const char* name = archive_entry_pathname(entry);
         if (!name) name = archive_entry_pathname_utf8(entry);
@@ -119,10 +122,17 @@ void layer_applier::apply_entry(archive_entry* entry, const std::string& raw) {
                 return;
             }
         switch (classify_whiteout(parts.back())) {
-        case whiteout_kind::remove: apply_whiteout(parts, raw); return;
-        case whiteout_kind::opaque: apply_opaque(parts, raw); return;
-        case whiteout_kind::meta: skip(raw, "aufs whiteout metadata"); return;
-        case whiteout_kind::none: break;
+        case whiteout_kind::remove:
+            apply_whiteout(parts, raw);
+            return;
+        case whiteout_kind::opaque:
+            apply_opaque(parts, raw);
+            return;
+        case whiteout_kind::meta:
+            skip(raw, "aufs whiteout metadata");
+            return;
+        case whiteout_kind::none:
+            break;
         }
     }
     apply_regular(entry, parts, raw);
@@ -160,9 +170,11 @@ void layer_applier::apply_whiteout(const std::vector<std::string>& parts, const 
         // This layer wrote the entry: only what lower layers left below a directory goes.
         struct stat st {};
         if (::fstatat(dir.get(), target.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-            unique_fd sub(::openat(dir.get(), target.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            unique_fd sub(
+                ::openat(dir.get(), target.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
             if (!sub) fail_entry(raw, "cannot open the whited-out directory", errno);
-            prune_tree(sub.get(), target_rel, [this](const std::string& rel) { return written_by_this_layer(rel); });
+            prune_tree(sub.get(), target_rel,
+                       [this](const std::string& rel) { return written_by_this_layer(rel); });
         }
     }
     ++summary_.whiteouts_applied;
@@ -196,8 +208,8 @@ void layer_applier::finish_directories() {
             fd.reset(::openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         } else {
             int err = 0;
-            const auto parent = open_dir_below(root_fd_, join_path(d.parts, d.parts.size() - 1),
-                                               resolve_mode::in_root, err);
+            const auto parent =
+                open_dir_below(root_fd_, join_path(d.parts, d.parts.size() - 1), resolve_mode::in_root, err);
             // A later entry of the layer removed or replaced the directory: nothing to finish.
             if (!parent) continue;
             fd.reset(::openat(parent.get(), d.parts.back().c_str(),
@@ -212,7 +224,8 @@ void layer_applier::finish_directories() {
 
 void layer_applier::skip(const std::string& raw, const std::string& reason) {
     ++summary_.skipped_count;
-    if (summary_.skipped.size() < max_skipped_listed) summary_.skipped.push_back({sanitise_name(raw), reason});
+    if (summary_.skipped.size() < max_skipped_listed)
+        summary_.skipped.push_back({sanitise_name(raw), reason});
 }
 
 void layer_applier::fail_entry(const std::string& raw, const std::string& what, int err) const {

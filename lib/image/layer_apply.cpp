@@ -59,7 +59,8 @@ layer_summary apply_layer(const fs::path& rootfs, const fs::path& layer_blob, co
 
 namespace {
 
-[[noreturn]] void fail_path(int err, const std::string& what, const fs::path& path, const std::string& field) {
+[[noreturn]] void fail_path(int err, const std::string& what, const fs::path& path,
+                            const std::string& field) {
     throw vmrt::error(error_code(err, boost::system::system_category()),
                       {.message = what + " " + path.string() + ": " + std::strerror(err), .field = field});
 }

@@ -20,9 +20,9 @@ namespace {
 
 void entry_times(archive_entry* entry, struct timespec (&times)[2]) {
     times[1] = {static_cast<time_t>(archive_entry_mtime(entry)), archive_entry_mtime_nsec(entry)};
-    times[0] = archive_entry_atime_is_set(entry)
-                   ? timespec{static_cast<time_t>(archive_entry_atime(entry)), archive_entry_atime_nsec(entry)}
-                   : times[1];
+    times[0] = archive_entry_atime_is_set(entry) ? timespec{static_cast<time_t>(archive_entry_atime(entry)),
+                                                            archive_entry_atime_nsec(entry)}
+                                                 : times[1];
 }
 
 }  // namespace
@@ -47,15 +47,16 @@ void layer_applier::apply_regular(archive_entry* entry, const std::vector<std::s
     }
     if (!hardlink) {
         if ((type == AE_IFCHR || type == AE_IFBLK) && !(options_.allow_device_nodes && as_root_)) {
-            skip(raw, as_root_ ? "device node (not allowed by the options)" : "device node (not running as root)");
+            skip(raw,
+                 as_root_ ? "device node (not allowed by the options)" : "device node (not running as root)");
             return;
         }
         if (type == AE_IFSOCK) {
             skip(raw, "socket");
             return;
         }
-        if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK && type != AE_IFIFO && type != AE_IFCHR &&
-            type != AE_IFBLK)
+        if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK && type != AE_IFIFO &&
+            type != AE_IFCHR && type != AE_IFBLK)
             refuse_entry(raw, "unknown entry type");
     }
     remember_written(parts);
@@ -118,7 +119,8 @@ mode_t layer_applier::permissions(archive_entry* entry, bool may_clear_setid) {
     return mode;
 }
 
-void layer_applier::set_owner(int dir_fd, const std::string& name, archive_entry* entry, const std::string& raw) {
+void layer_applier::set_owner(int dir_fd, const std::string& name, archive_entry* entry,
+                              const std::string& raw) {
     if (!as_root_ || !options_.preserve_ownership) return;
     if (::fchownat(dir_fd, name.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
                    static_cast<gid_t>(archive_entry_gid(entry)), AT_SYMLINK_NOFOLLOW) != 0)
@@ -144,7 +146,8 @@ void layer_applier::set_xattrs(int fd, archive_entry* entry, const std::string& 
     if (dropped) ++summary_.setid_cleared;
 }
 
-void layer_applier::make_file(archive_entry* entry, int dir_fd, const std::string& name, const std::string& raw) {
+void layer_applier::make_file(archive_entry* entry, int dir_fd, const std::string& name,
+                              const std::string& raw) {
     prepare_slot(dir_fd, name, false);
     unique_fd fd(::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) fail_entry(raw, "cannot create the file", errno);
@@ -246,15 +249,17 @@ void layer_applier::make_hardlink(archive_entry* entry, int dir_fd, const std::s
         fail_entry(raw, "cannot create the hard link", errno);
 }
 
-void layer_applier::make_node(archive_entry* entry, int dir_fd, const std::string& name, const std::string& raw) {
+void layer_applier::make_node(archive_entry* entry, int dir_fd, const std::string& name,
+                              const std::string& raw) {
     prepare_slot(dir_fd, name, false);
-    const mode_t type = archive_entry_filetype(entry) == AE_IFIFO ? S_IFIFO
+    const mode_t type = archive_entry_filetype(entry) == AE_IFIFO   ? S_IFIFO
                         : archive_entry_filetype(entry) == AE_IFCHR ? S_IFCHR
                                                                     : S_IFBLK;
     const dev_t dev = type == S_IFIFO ? 0
                                       : makedev(static_cast<unsigned>(archive_entry_rdevmajor(entry)),
                                                 static_cast<unsigned>(archive_entry_rdevminor(entry)));
-    if (::mknodat(dir_fd, name.c_str(), type | 0600, dev) != 0) fail_entry(raw, "cannot create the node", errno);
+    if (::mknodat(dir_fd, name.c_str(), type | 0600, dev) != 0)
+        fail_entry(raw, "cannot create the node", errno);
     set_owner(dir_fd, name, entry, raw);
     // The node was just created by this call, in a directory only this process writes: fchmodat
     // (which cannot refuse symlinks) meets the node itself.

@@ -96,7 +96,8 @@ void prune_tree(int dir_fd, const std::string& rel, const std::function<bool(con
             continue;
         }
         struct stat st {};
-        if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("cannot inspect an entry");
+        if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+            throw_errno("cannot inspect an entry");
         if (!S_ISDIR(st.st_mode)) continue;
         unique_fd sub(::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub) throw_errno("cannot open a directory to prune it");

@@ -25,8 +25,8 @@ std::uint64_t blocks_of(std::uint64_t bytes) { return (bytes + block - 1) / bloc
 /// The journal mkfs.ext4 (e2fsprogs 1.47, ext2fs_default_journal_size) makes for a file system.
 std::uint64_t journal_bytes(std::uint64_t fs_bytes) {
     static constexpr std::pair<std::uint64_t, std::uint64_t> steps[] = {
-        {128 * MiB, 4 * MiB},       {1024 * MiB, 16 * MiB},       {2048 * MiB, 32 * MiB},
-        {16384 * MiB, 64 * MiB},    {32768 * MiB, 128 * MiB},     {65536 * MiB, 256 * MiB},
+        {128 * MiB, 4 * MiB},      {1024 * MiB, 16 * MiB},   {2048 * MiB, 32 * MiB},
+        {16384 * MiB, 64 * MiB},   {32768 * MiB, 128 * MiB}, {65536 * MiB, 256 * MiB},
         {131072 * MiB, 512 * MiB},
     };
     for (const auto& [limit, size] : steps)
@@ -35,13 +35,15 @@ std::uint64_t journal_bytes(std::uint64_t fs_bytes) {
 }
 
 [[noreturn]] void cannot_read(const fs::path& path, int err) {
-    throw vmrt::error(error_code(err, boost::system::system_category()),
-                      {.message = "cannot read " + path.string() + ": " + std::strerror(err), .field = "rootfs"});
+    throw vmrt::error(
+        error_code(err, boost::system::system_category()),
+        {.message = "cannot read " + path.string() + ": " + std::strerror(err), .field = "rootfs"});
 }
 
 }  // namespace
 
-rootfs_size_estimate estimate_rootfs_disk(const fs::path& rootfs, double headroom, std::uint64_t min_free_bytes) {
+rootfs_size_estimate estimate_rootfs_disk(const fs::path& rootfs, double headroom,
+                                          std::uint64_t min_free_bytes) {
     struct stat st {};
     if (::lstat(rootfs.c_str(), &st) != 0) cannot_read(rootfs, errno);
     if (!S_ISDIR(st.st_mode))
@@ -68,8 +70,9 @@ rootfs_size_estimate estimate_rootfs_disk(const fs::path& rootfs, double headroo
 
     const auto free_bytes =
         std::max(min_free_bytes, static_cast<std::uint64_t>(static_cast<double>(e.data_bytes) * headroom));
-    e.inode_count = e.entries + std::max(static_cast<std::uint64_t>(static_cast<double>(e.entries) * headroom),
-                                         free_bytes / (16 * 1024));
+    e.inode_count =
+        e.entries + std::max(static_cast<std::uint64_t>(static_cast<double>(e.entries) * headroom),
+                             free_bytes / (16 * 1024));
     // Data, free space, inode tables, a margin for bitmaps, group descriptors and the superblock
     // copies, then the journal that mkfs sizes from the total.
     std::uint64_t bytes = e.data_bytes + free_bytes + e.inode_count * inode_size + 8 * MiB;

@@ -27,17 +27,18 @@ namespace fs = std::filesystem;
 namespace {
 
 [[noreturn]] void fail(int err, const std::string& what, const fs::path& path) {
-    throw vmrt::error(error_code(err, boost::system::system_category()),
-                      {.message = what + " " + path.string() + ": " + std::strerror(err), .field = "cache_dir"});
+    throw vmrt::error(
+        error_code(err, boost::system::system_category()),
+        {.message = what + " " + path.string() + ": " + std::strerror(err), .field = "cache_dir"});
 }
 
 std::string digest_hex(const std::string& digest) {
     constexpr std::string_view prefix = "sha256:";
     if (!digest.starts_with(prefix) || !io::is_sha256_hex(std::string_view(digest).substr(prefix.size())))
-        throw vmrt::error(boost::system::errc::make_error_code(boost::system::errc::invalid_argument),
-                          {.message = "not an image digest (\"sha256:<64 hex digits>\"): \"" +
-                                      digest.substr(0, 80) + "\"",
-                           .field = "image_digest"});
+        throw vmrt::error(
+            boost::system::errc::make_error_code(boost::system::errc::invalid_argument),
+            {.message = "not an image digest (\"sha256:<64 hex digits>\"): \"" + digest.substr(0, 80) + "\"",
+             .field = "image_digest"});
     return io::normalize_hex(std::string_view(digest).substr(prefix.size()));
 }
 
@@ -101,8 +102,9 @@ asio::awaitable<cached_disk> cached_rootfs_disk(fs::path cache_dir, std::string 
     io::unique_fd built(::open(temp.path.c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st {};
     if (!built || ::fstat(built.get(), &st) != 0 || !S_ISREG(st.st_mode))
-        throw vmrt::error(errc::internal, {.message = "the disk builder made no file at " + temp.path.string(),
-                                           .field = "make"});
+        throw vmrt::error(
+            errc::internal,
+            {.message = "the disk builder made no file at " + temp.path.string(), .field = "make"});
     if (::fsync(built.get()) != 0) fail(errno, "cannot sync", temp.path);
     if (::rename(temp.path.c_str(), disk.c_str()) != 0) fail(errno, "cannot rename the disk to", disk);
     temp.committed = true;

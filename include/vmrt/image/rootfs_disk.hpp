@@ -36,9 +36,9 @@ struct rootfs_disk_options {
     std::filesystem::path image;   ///< the raw disk to create (refused if it exists, unless overwrite)
     /// The disk size (a multiple of 512). Unset: estimate_rootfs_disk(rootfs, headroom, min_free).
     std::optional<std::uint64_t> size_bytes;
-    double headroom = 0.5;                          ///< free space as a fraction of the data...
-    std::uint64_t min_free_bytes = 256ull << 20;    ///< ...but at least this much
-    std::string label = "rootfs";                   ///< ext4 label, at most 16 bytes
+    double headroom = 0.5;                        ///< free space as a fraction of the data...
+    std::uint64_t min_free_bytes = 256ull << 20;  ///< ...but at least this much
+    std::string label = "rootfs";                 ///< ext4 label, at most 16 bytes
     bool overwrite = false;
     std::chrono::steady_clock::duration timeout = default_disk_tool_timeout;
 };
@@ -70,7 +70,7 @@ std::filesystem::path rootfs_disk_cache_path(const std::filesystem::path& cache_
 /// The cached disk of `image_digest`, built with `make` if missing (see the top of this file).
 /// Waiting for another builder's lock is a timer loop on the caller's executor (cancellable);
 /// `make`'s errors propagate and leave nothing in the cache but the lock file.
-boost::asio::awaitable<cached_disk> cached_rootfs_disk(std::filesystem::path cache_dir, std::string image_digest,
-                                                       rootfs_disk_builder make);
+boost::asio::awaitable<cached_disk> cached_rootfs_disk(std::filesystem::path cache_dir,
+                                                       std::string image_digest, rootfs_disk_builder make);
 
 }  // namespace vmrt::image

@@ -89,9 +89,12 @@ unique_fd layer_applier::open_parent(const std::vector<std::string>& parts, cons
         const std::string prefix = join_path(parts, i + 1);
         auto next = open_dir_below(root_fd_, prefix, resolve_mode::in_root, err);
         if (!next && err == ENOENT) {
-            if (::mkdirat(current.get(), parts[i].c_str(), 0755) != 0 && errno != EEXIST)
+            const bool created = ::mkdirat(current.get(), parts[i].c_str(), 0755) == 0;
+            if (!created && errno != EEXIST)
                 fail_entry(raw, "cannot create the directory \"" + sanitise_name(prefix) + "\"", errno);
             next = open_dir_below(root_fd_, prefix, resolve_mode::in_root, err);
+            // 0755 whatever the caller's umask: an implied directory of a rootfs is world-readable.
+            if (created && next && ::fchmod(next.get(), 0755) != 0) fail_entry(raw, "cannot set the mode of", errno);
             // Still missing: the name is a symlink whose target does not exist in the rootfs.
             if (!next && err == ENOENT)
                 refuse_entry(raw, "\"" + sanitise_name(prefix) + "\" is a dangling symlink");

@@ -94,7 +94,8 @@ unique_fd layer_applier::open_parent(const std::vector<std::string>& parts, cons
                 fail_entry(raw, "cannot create the directory \"" + sanitise_name(prefix) + "\"", errno);
             next = open_dir_below(root_fd_, prefix, resolve_mode::in_root, err);
             // 0755 whatever the caller's umask: an implied directory of a rootfs is world-readable.
-            if (created && next && ::fchmod(next.get(), 0755) != 0) fail_entry(raw, "cannot set the mode of", errno);
+            if (created && next && ::fchmod(next.get(), 0755) != 0)
+                fail_entry(raw, "cannot set the mode of", errno);
             // Still missing: the name is a symlink whose target does not exist in the rootfs.
             if (!next && err == ENOENT)
                 refuse_entry(raw, "\"" + sanitise_name(prefix) + "\" is a dangling symlink");
@@ -232,7 +233,12 @@ void layer_applier::make_hardlink(archive_entry* entry, int dir_fd, const std::s
     const char* link = archive_entry_hardlink(entry);
     if (!link) link = archive_entry_hardlink_utf8(entry);
     // The target is an archive path like any entry name: ".." refuses the layer, "/x" is <rootfs>/x.
-    const auto target = normalize_entry_path(link);
+    std::vector<std::string> target;
+    try {
+        target = normalize_entry_path(link);
+    } catch (const vmrt::error& e) {
+        refuse_entry(raw, "hard link target: " + e.diag().message);
+    }
     if (target.empty()) refuse_entry(raw, "hard link to the rootfs itself");
     int err = 0;
     const auto target_dir =

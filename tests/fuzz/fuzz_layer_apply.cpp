@@ -42,8 +42,8 @@ struct private_dir {
         for (const auto& e : fs::recursive_directory_iterator(root / "sentinel")) {
             struct stat st {};
             if (::lstat(e.path().c_str(), &st) != 0) std::abort();
-            out += e.path().string() + " " + std::to_string(st.st_mode) + " " + std::to_string(st.st_size) + " " +
-                   std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "\n";
+            out += e.path().string() + " " + std::to_string(st.st_mode) + " " + std::to_string(st.st_size) +
+                   " " + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "\n";
         }
         std::ifstream in(root / "sentinel/secret");
         out += std::string(std::istreambuf_iterator<char>(in), {});

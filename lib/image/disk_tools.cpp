@@ -25,6 +25,7 @@ namespace {
 std::vector<std::string> mkfs_ext4_args(const ext4_disk_options& options, const fs::path& file) {
     std::vector<std::string> args{"-F", "-q"};  // -F: it is a file, not a block device
     if (!options.label.empty()) args.insert(args.end(), {"-L", options.label});
+    if (options.inode_count) args.insert(args.end(), {"-N", std::to_string(*options.inode_count)});
     if (!options.populate_from.empty()) args.insert(args.end(), {"-d", options.populate_from.string()});
     args.push_back(file.string());
     return args;

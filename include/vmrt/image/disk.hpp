@@ -107,11 +107,14 @@ struct ext4_disk_options {
     /// modes and owners. Empty: an empty file system.
     std::filesystem::path populate_from;
     std::string label;  ///< at most 16 bytes; empty: none
+    /// Number of inodes (mkfs.ext4 -N); unset: mkfs's default of one per 16 KiB, which a tree of
+    /// many small files (a container rootfs) can exhaust.
+    std::optional<std::uint64_t> inode_count;
     bool overwrite = false;
     std::chrono::steady_clock::duration timeout = default_disk_tool_timeout;
 };
 
-/// A sparse raw disk holding a fresh ext4 file system: `mkfs.ext4 -F -q [-L label] [-d dir]`.
+/// A sparse raw disk holding a fresh ext4 file system: `mkfs.ext4 -F -q [-L label] [-N inodes] [-d dir]`.
 boost::asio::awaitable<void> create_ext4_disk(ext4_disk_options options);
 
 /// What `qemu-img info` says about an image.

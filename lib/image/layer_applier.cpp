@@ -20,24 +20,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
-tar_compression sniff_compression(int fd) {
+blob_compression sniff_compression(int fd) {
     std::array<unsigned char, 4> magic{};
     const ssize_t n = ::pread(fd, magic.data(), magic.size(), 0);
-    if (n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) return tar_compression::gzip;
+    if (n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) return blob_compression::gzip;
     if (n >= 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd)
-        return tar_compression::zstd;
-    return tar_compression::none;
+        return blob_compression::zstd;
+    return blob_compression::none;
 }
 
-const char* compression_name(tar_compression c) {
+const char* compression_name(blob_compression c) {
     switch (c) {
-    case tar_compression::gzip:
+    case blob_compression::gzip:
         return "gzip";
-    case tar_compression::zstd:
+    case blob_compression::zstd:
         return "zstd";
-    case tar_compression::none:
+    case blob_compression::none:
         return "uncompressed";
-    case tar_compression::detect:
+    case blob_compression::detect:
         break;
     }
     return "detected";
@@ -57,8 +57,8 @@ void layer_applier::open_archive() {
                            .field = "layer_blob"});
     }
     // The blob's own magic decides; a media type that says otherwise is a broken manifest.
-    const tar_compression found = sniff_compression(blob_fd_.get());
-    if (options_.compression != tar_compression::detect && options_.compression != found)
+    const blob_compression found = sniff_compression(blob_fd_.get());
+    if (options_.compression != blob_compression::detect && options_.compression != found)
         throw vmrt::error(errc::protocol_error,
                           {.message = "the layer " + blob_.string() + " is " + compression_name(found) +
                                       " but its media type says " + compression_name(options_.compression),
@@ -66,8 +66,8 @@ void layer_applier::open_archive() {
     archive_.reset(archive_read_new());
     if (!archive_) throw std::bad_alloc();
     // Only the filter the magic named and only tar formats: nothing else is probed.
-    if (found == tar_compression::gzip) archive_read_support_filter_gzip(archive_.get());
-    if (found == tar_compression::zstd && archive_read_support_filter_zstd(archive_.get()) != ARCHIVE_OK)
+    if (found == blob_compression::gzip) archive_read_support_filter_gzip(archive_.get());
+    if (found == blob_compression::zstd && archive_read_support_filter_zstd(archive_.get()) != ARCHIVE_OK)
         throw vmrt::error(errc::unsupported,
                           {.message = "this libarchive cannot read zstd layers", .field = "layer_blob"});
     archive_read_support_format_tar(archive_.get());

@@ -30,19 +30,19 @@ layer_summary& layer_summary::operator+=(const layer_summary& other) {
     return *this;
 }
 
-tar_compression compression_for_media_type(std::string_view media_type) {
+blob_compression compression_for_media_type(std::string_view media_type) {
     // The OCI types, their non-distributable variants, and Docker's schema 2 types.
-    static constexpr std::array<std::pair<std::string_view, tar_compression>, 10> known{{
-        {"application/vnd.oci.image.layer.v1.tar", tar_compression::none},
-        {"application/vnd.oci.image.layer.v1.tar+gzip", tar_compression::gzip},
-        {"application/vnd.oci.image.layer.v1.tar+zstd", tar_compression::zstd},
-        {"application/vnd.oci.image.layer.nondistributable.v1.tar", tar_compression::none},
-        {"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", tar_compression::gzip},
-        {"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd", tar_compression::zstd},
-        {"application/vnd.docker.image.rootfs.diff.tar", tar_compression::none},
-        {"application/vnd.docker.image.rootfs.diff.tar.gzip", tar_compression::gzip},
-        {"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", tar_compression::gzip},
-        {"application/vnd.docker.image.rootfs.diff.tar.zstd", tar_compression::zstd},
+    static constexpr std::array<std::pair<std::string_view, blob_compression>, 10> known{{
+        {"application/vnd.oci.image.layer.v1.tar", blob_compression::none},
+        {"application/vnd.oci.image.layer.v1.tar+gzip", blob_compression::gzip},
+        {"application/vnd.oci.image.layer.v1.tar+zstd", blob_compression::zstd},
+        {"application/vnd.oci.image.layer.nondistributable.v1.tar", blob_compression::none},
+        {"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", blob_compression::gzip},
+        {"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd", blob_compression::zstd},
+        {"application/vnd.docker.image.rootfs.diff.tar", blob_compression::none},
+        {"application/vnd.docker.image.rootfs.diff.tar.gzip", blob_compression::gzip},
+        {"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", blob_compression::gzip},
+        {"application/vnd.docker.image.rootfs.diff.tar.zstd", blob_compression::zstd},
     }};
     for (const auto& [type, compression] : known)
         if (type == media_type) return compression;

@@ -504,18 +504,18 @@ BOOST_AUTO_TEST_CASE(gzip_and_zstd_layers_and_media_types) {
         BOOST_TEST(read_file(t.rootfs / "a/f") == std::string(100000, 'z'));
     }
     BOOST_TEST((compression_for_media_type("application/vnd.oci.image.layer.v1.tar+zstd") ==
-                tar_compression::zstd));
+                blob_compression::zstd));
     BOOST_TEST((compression_for_media_type("application/vnd.oci.image.layer.v1.tar+gzip") ==
-                tar_compression::gzip));
+                blob_compression::gzip));
     BOOST_TEST((compression_for_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip") ==
-                tar_compression::gzip));
+                blob_compression::gzip));
     BOOST_TEST(
-        (compression_for_media_type("application/vnd.oci.image.layer.v1.tar") == tar_compression::none));
+        (compression_for_media_type("application/vnd.oci.image.layer.v1.tar") == blob_compression::none));
     BOOST_CHECK_THROW(compression_for_media_type("application/x-bzip2"), vmrt::error);
     // A media type that contradicts the blob is refused before anything is written.
     const auto gz = s.layer(entries, tar_compression::gzip);
     layer_options zstd_says;
-    zstd_says.compression = tar_compression::zstd;
+    zstd_says.compression = blob_compression::zstd;
     try {
         apply_layer(s.rootfs, gz, zstd_says);
         BOOST_FAIL("a gzip blob announced as zstd was applied");

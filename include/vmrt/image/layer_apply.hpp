@@ -40,7 +40,7 @@
 
 namespace vmrt::image {
 
-enum class tar_compression {
+enum class blob_compression {
     detect,  ///< from the blob's magic bytes: gzip (1f 8b), zstd (28 b5 2f fd) or a plain tar
     none,
     gzip,
@@ -52,10 +52,10 @@ enum class tar_compression {
 /// "application/vnd.docker.image.rootfs.diff.tar.gzip" -> gzip). Throws errc::unsupported for any
 /// other media type (foreign / non-distributable layers included: they are tars too, but their
 /// media types are listed explicitly so that nothing unexpected is applied silently).
-tar_compression compression_for_media_type(std::string_view media_type);
+blob_compression compression_for_media_type(std::string_view media_type);
 
 struct layer_options {
-    tar_compression compression = tar_compression::detect;
+    blob_compression compression = blob_compression::detect;
     /// Owners (uid/gid) as recorded in the tar. Only possible when running as root: otherwise
     /// every entry belongs to the caller, silently (nothing is skipped for it).
     bool preserve_ownership = true;

@@ -133,7 +133,7 @@ BOOST_AUTO_TEST_CASE(refusals_name_what_is_wrong) {
         {"[zz::1]:5000/x", "IPv6"},
         {"[::1]x/x", "after ']'"},
         {hex64, "image ID"},
-        {"example.com/" + std::string(240, 'a'), "longer than 255"},
+        {"example.com/" + std::string(250, 'a'), "longer than 255"},
     };
     for (const auto& c : cases) {
         BOOST_TEST_CONTEXT(c.input) {

@@ -3,8 +3,10 @@
 // the digests the builder computed, a multi-platform index keeps its digest, basic auth challenges,
 // and nothing outlives the environment. The puller's own tests build on this.
 #include "image/archive_handles.hpp"
+#include "support/nginx_server.hpp"
 #include "support/oci_layout.hpp"
 #include "support/registry_env.hpp"
+#include "support/registry_token.hpp"
 #include "support/test_support.hpp"
 
 #include <vmrt/io/https_client.hpp>
@@ -89,6 +91,7 @@ struct http_result {
 };
 
 /// GET url+path with the test CA (and an Authorization header if given), the body read whole.
+/// Accepts OCI manifests and indexes: without that Accept, distribution 2.8 answers 404 for them.
 asio::awaitable<http_result> get(const registry_server& reg, const std::string& path,
                                  const std::string& authorization = {}) {
     auto ex = co_await asio::this_coro::executor;
@@ -98,6 +101,8 @@ asio::awaitable<http_result> get(const registry_server& reg, const std::string& 
     io::http_request req;
     req.url = io::parse_https_url(reg.url() + path);
     if (!authorization.empty()) req.headers.set(boost::beast::http::field::authorization, authorization);
+    req.headers.set(boost::beast::http::field::accept,
+                    std::string(oci_manifest_media_type) + ", " + oci_index_media_type);
     auto resp = co_await client.async_send(std::move(req));
     http_result r;
     r.status = resp.status();
@@ -273,6 +278,65 @@ BOOST_AUTO_TEST_CASE(basic_auth_challenges_anonymous_requests) {
         BOOST_TEST_MESSAGE("anonymous skopeo: " << e.what());
     }
     BOOST_TEST(refused);
+}
+
+BOOST_AUTO_TEST_CASE(token_auth_accepts_tokens_signed_by_the_test_ca) {
+    // The token endpoint: nginx (the test's child) on its own port, with the registry's certificate,
+    // handing out one token signed with the test CA's key. Enough for skopeo's bearer flow; the
+    // puller's tests will serve scope-checking tokens the same way or from a Beast handler.
+    const auto token_port = free_loopback_port();
+    registry_options opts;
+    opts.token_auth = registry_token_auth{};
+    opts.token_auth->realm = "https://127.0.0.1:" + std::to_string(token_port) + "/token";
+    registry_server reg(opts);
+
+    registry_token_claims claims;
+    claims.access.push_back({"vmrt/tokened", strings("pull", "push")});
+    const auto token = make_registry_token(reg, claims);
+    registry_token_claims expired_claims = claims;
+    expired_claims.clock_offset = -std::chrono::hours(1);
+    const auto expired = make_registry_token(reg, expired_claims);
+    registry_token_claims other_claims;
+    other_claims.access.push_back({"someone/else", strings("pull")});
+    const auto other_repo = make_registry_token(reg, other_claims);
+
+    temp_dir nginx_dir;
+    const std::string server = "  server {\n    listen 127.0.0.1:" + std::to_string(token_port) +
+                               " ssl;\n    ssl_certificate " + reg.pki().valid.cert.string() +
+                               ";\n    ssl_certificate_key " + reg.pki().valid.key.string() +
+                               ";\n    location = /token { default_type application/json; return 200 "
+                               "'{\"token\":\"" +
+                               token + "\"}'; }\n  }\n";
+    temp_dir layout;
+    oci_image_builder b;
+    const auto img = b.layer({file("hello", "bearer\n")}).write(layout.path(), "v1");
+    asio::io_context ctx;
+    nginx_server nginx(ctx.get_executor(), nginx_dir.path(), server);
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        std::vector<std::uint16_t> ports{token_port};
+        co_await nginx.async_wait_ready(ports);
+        auto anonymous = co_await get(reg, "/v2/");
+        BOOST_TEST(anonymous.status == 401u);
+        BOOST_TEST(anonymous.www_authenticate ==
+                   "Bearer realm=\"" + opts.token_auth->realm + "\",service=\"vmrt-test-registry\"");
+        const auto bearer = "Bearer " + token;
+        auto good = co_await get(reg, "/v2/", bearer);
+        BOOST_TEST(good.status == 200u);
+        const auto late = "Bearer " + expired;
+        auto stale = co_await get(reg, "/v2/", late);
+        BOOST_TEST(stale.status == 401u);
+        // A token for another repository does not open this one (the scope is checked).
+        const auto elsewhere = "Bearer " + other_repo;
+        auto denied = co_await get(reg, "/v2/vmrt/tokened/tags/list", elsewhere);
+        BOOST_TEST(denied.status == 401u);
+        BOOST_TEST(denied.www_authenticate.find("scope=\"repository:vmrt/tokened:pull\"") !=
+                       std::string::npos,
+                   denied.www_authenticate);
+    });
+    // skopeo follows the challenge to the test's token endpoint and pushes with the token.
+    push_image(layout.path(), "v1", reg, "vmrt/tokened:v1");
+    BOOST_TEST(json::parse(skopeo_inspect(reg, "vmrt/tokened:v1")).at("Digest").as_string() ==
+               img.manifest.digest);
 }
 
 BOOST_AUTO_TEST_CASE(teardown_leaves_no_process_port_or_file) {

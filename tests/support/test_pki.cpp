@@ -73,6 +73,7 @@ test_pki make_test_pki(const fs::path& dir) {
     const std::string names = "DNS:localhost,IP:127.0.0.1";
     test_pki pki;
     pki.ca_cert = dir / "ca.pem";
+    pki.ca_key = dir / "ca.key";
     pki.valid = make_leaf(dir, "valid", "ca", names, 2, 1);
     pki.expired = make_leaf(dir, "expired", "ca", names, -1, 2);
     pki.unknown_ca = make_leaf(dir, "unknown-ca", "other-ca", names, 2, 3);

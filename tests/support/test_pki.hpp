@@ -14,6 +14,7 @@ struct tls_pair {
 
 struct test_pki {
     std::filesystem::path ca_cert;  ///< the CA to trust (ca_file)
+    std::filesystem::path ca_key;   ///< its private key (EC P-256; signs the registry's test tokens)
     tls_pair valid;                 ///< CN/SAN localhost and 127.0.0.1, signed by ca_cert
     tls_pair expired;               ///< same names and CA, notAfter in the past
     tls_pair unknown_ca;            ///< same names, signed by a CA nobody trusts

@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace vmrt::image::store_detail {
 
@@ -35,6 +36,15 @@ io::unique_fd try_lock_blob(const std::filesystem::path& lock_path);
 /// Unlinks the lock file (still holding it, so no one can be locking that inode and think it
 /// current) and closes it.
 void unlock_blob(io::unique_fd& lock, const std::filesystem::path& lock_path) noexcept;
+
+/// The digests a manifest or index names: `leaves` from "config" and "layers[]" (never walked
+/// further), `children` from "manifests[]" (walked). Only well-formed sha256 digests are returned;
+/// text that is not a JSON object names nothing. Never throws on any input (fuzzed).
+struct manifest_references {
+    std::vector<std::string> leaves;
+    std::vector<std::string> children;
+};
+manifest_references references_of(std::string_view json);
 
 /// Adds to `reached` every digest reachable from `root` (root included) through
 /// index.manifests[] → manifest.config / manifest.layers[]. Blobs that are absent or not JSON

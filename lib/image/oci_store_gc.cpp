@@ -60,6 +60,24 @@ bool is_hex64(std::string_view name) { return is_sha256_digest(std::string("sha2
 
 namespace store_detail {
 
+manifest_references references_of(std::string_view json) {
+    manifest_references refs;
+    boost::system::error_code ec;
+    auto doc = boost::json::parse(json, ec);
+    const auto* o = ec ? nullptr : doc.if_object();
+    if (!o) return refs;
+    if (auto d = descriptor_digest(o->if_contains("config"))) refs.leaves.push_back(*d);
+    auto collect = [&](const char* key, std::vector<std::string>& into) {
+        const auto* list = o->if_contains(key);
+        if (!list || !list->is_array()) return;
+        for (const auto& entry : list->get_array())
+            if (auto d = descriptor_digest(&entry)) into.push_back(*d);
+    };
+    collect("layers", refs.leaves);
+    collect("manifests", refs.children);
+    return refs;
+}
+
 void walk_references(const oci_store& store, const std::string& root, std::set<std::string>& reached) {
     std::vector<std::string> to_walk{root};
     reached.insert(root);
@@ -68,20 +86,10 @@ void walk_references(const oci_store& store, const std::string& root, std::set<s
         to_walk.pop_back();
         auto text = read_for_walk(store.blob_path(digest));
         if (!text) continue;
-        boost::system::error_code ec;
-        auto doc = boost::json::parse(*text, ec);
-        const auto* o = ec ? nullptr : doc.if_object();
-        if (!o) continue;
-        if (auto d = descriptor_digest(o->if_contains("config"))) reached.insert(*d);
-        for (const char* leaves_or_children : {"layers", "manifests"}) {
-            const auto* list = o->if_contains(leaves_or_children);
-            if (!list || !list->is_array()) continue;
-            bool walk_further = std::string_view(leaves_or_children) == "manifests";
-            for (const auto& entry : list->get_array()) {
-                auto d = descriptor_digest(&entry);
-                if (d && reached.insert(*d).second && walk_further) to_walk.push_back(*d);
-            }
-        }
+        auto refs = references_of(*text);
+        for (auto& d : refs.leaves) reached.insert(std::move(d));
+        for (auto& d : refs.children)
+            if (reached.insert(d).second) to_walk.push_back(std::move(d));
     }
 }
 

@@ -245,7 +245,9 @@ public:
     /// Removes blobs that no tag (nor options.keep_roots) reaches through index → manifest →
     /// config + layers, and stale partial files (older than min_age and not locked). Walking reads
     /// only the "digest" of "config", "layers[]" and "manifests[]"; a root or index that is absent
-    /// or not JSON simply references nothing more.
+    /// or not JSON simply references nothing more. gc takes no store-wide lock: a concurrent pull is
+    /// protected by min_age (its new blobs are young, and begin_blob/put_blob refresh the mtime of
+    /// a blob they report present), so min_age = 0 is only safe when no pull is running.
     gc_result gc(const gc_options& options = {}) const;
 
     store_usage usage() const;

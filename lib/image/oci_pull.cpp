@@ -43,8 +43,9 @@ asio::awaitable<fetched_manifest> fetch_manifest(pull_state& st, const std::stri
                                                  const std::string& expected,
                                                  std::optional<std::uint64_t> expected_size) {
     http::fields headers;
-    headers.set(http::field::accept, manifest_accept);
-    auto response = co_await st.session.get("manifests/" + reference, headers, {200});
+    headers.set(http::field::accept, media_type::manifest_accept);
+    const std::vector<unsigned> ok{200};  // named: no braced temporaries in co_await (GCC 12)
+    auto response = co_await st.session.get("manifests/" + reference, headers, ok);
     const std::string content_type(response.headers()[http::field::content_type]);
     const std::string announced(response.headers()["Docker-Content-Digest"]);
     fetched_manifest m;
@@ -62,11 +63,11 @@ asio::awaitable<fetched_manifest> fetch_manifest(pull_state& st, const std::stri
                                 " but the manifest it sent hashes to " + m.digest});
     m.document = parse_manifest(m.bytes, content_type);
     st.store.put_blob(m.bytes, m.digest);
-    pull_progress p{.digest = m.digest,
-                    .kind = std::holds_alternative<image_index>(m.document) ? "index" : "manifest",
-                    .done = m.bytes.size(),
-                    .total = m.bytes.size(),
-                    .finished = true};
+    pull_progress p;
+    p.digest = m.digest;
+    p.kind = std::holds_alternative<image_index>(m.document) ? "index" : "manifest";
+    p.done = p.total = m.bytes.size();
+    p.finished = true;
     st.report(p);
     co_return m;
 }
@@ -75,7 +76,11 @@ asio::awaitable<fetched_manifest> fetch_manifest(pull_state& st, const std::stri
 // store's commit.
 asio::awaitable<void> fetch_blob(pull_state& st, descriptor d, std::string kind) {
     auto writer = co_await st.store.begin_blob(d.digest, d.size);
-    pull_progress p{.digest = d.digest, .kind = kind, .done = 0, .total = d.size};
+    pull_progress p;
+    p.digest = d.digest;
+    p.kind = kind;
+    p.total = d.size;
+    const std::vector<unsigned> ok{200, 206};
     if (writer.already_present()) {
         ++st.result.blobs_cached;
         p.done = d.size;
@@ -90,7 +95,7 @@ asio::awaitable<void> fetch_blob(pull_state& st, descriptor d, std::string kind)
         const std::uint64_t offset = writer.offset();
         http::fields headers;
         if (offset > 0) headers.set(http::field::range, io::range_from(offset));
-        auto response = co_await st.session.get("blobs/" + d.digest, headers, {200, 206});
+        auto response = co_await st.session.get("blobs/" + d.digest, headers, ok);
         if (response.status() == 200 && offset > 0) {
             writer.restart();  // the registry ignored the range: from byte 0 again
         } else if (response.status() == 206) {

@@ -24,7 +24,7 @@ std::string basic_authorization(const registry_credentials& c) {
     return "Basic " + encoded;
 }
 
-bool accepted_status(unsigned status, std::initializer_list<unsigned> accepted) {
+bool accepted_status(unsigned status, const std::vector<unsigned>& accepted) {
     return std::find(accepted.begin(), accepted.end(), status) != accepted.end();
 }
 
@@ -40,7 +40,7 @@ registry_session::registry_session(io::https_client& client, image_reference ref
     : client_(client), ref_(std::move(ref)), credentials_(std::move(credentials)), retry_(retry) {}
 
 asio::awaitable<io::http_response> registry_session::get(std::string path, http::fields headers,
-                                                         std::initializer_list<unsigned> accepted) {
+                                                         const std::vector<unsigned>& accepted) {
     const std::string url = ref_.registry_url() + "/v2/" + ref_.repository + "/" + path;
     const std::string what = "GET " + url;
     unsigned challenges_answered = 0, busy = 0;

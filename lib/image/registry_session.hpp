@@ -13,7 +13,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <functional>
-#include <initializer_list>
+#include <vector>
 #include <string>
 
 namespace vmrt::image {
@@ -27,7 +27,7 @@ public:
     /// `headers`, authenticating as the registry asks. Returns the response (header read) once its
     /// status is one of `accepted`; any other final status is an http_status_error naming the URL.
     boost::asio::awaitable<io::http_response> get(std::string path, boost::beast::http::fields headers,
-                                                  std::initializer_list<unsigned> accepted);
+                                                  const std::vector<unsigned>& accepted);
 
     const image_reference& reference() const noexcept { return ref_; }
     /// Token requests made so far (the first challenge, then one per expiry).

@@ -21,6 +21,7 @@ enum exit_code : int {
 int run_command(const std::vector<std::string>& args);
 int validate_command(const std::vector<std::string>& args);
 int guest_command(const std::vector<std::string>& args);
+int image_command(const std::vector<std::string>& args);
 
 std::string usage();
 

@@ -25,6 +25,15 @@ usage:
   vmrt guest build [--data-dir DIR] [--force]
       Builds the default guest (Debian cloud kernel + vmrt's initramfs), or finds it in the
       cache, and prints its kernel and initramfs paths, version and sha256s.
+  vmrt image pull [--store DIR] [--platform OS/ARCH[/VARIANT]] [--ca FILE] REF
+      Pulls an OCI or Docker image into vmrt's content-addressed store (default: $VMRT_IMAGE_STORE,
+      else ~/.local/share/vmrt/images, /var/lib/vmrt/images as root), verifying every digest.
+      Credentials come from ~/.docker/config.json and its credential helpers.
+  vmrt image disk [--store DIR] [--platform P] [--ca FILE] REF OUT
+      Pulls REF if needed and writes OUT, a bootable ext4 disk of its root file system: built
+      once per image and cached in the store, then cloned copy-on-write.
+  vmrt image list | verify [--remove-corrupt] | gc   [--store DIR]
+      Lists the tags, re-hashes every blob, removes blobs no tag reaches.
   vmrt --help | --version
 
 exit codes:
@@ -72,6 +81,7 @@ int main(int argc, char** argv) {
         if (command == "run") return run_command(args);
         if (command == "validate") return validate_command(args);
         if (command == "guest") return guest_command(args);
+        if (command == "image") return image_command(args);
         std::cerr << "vmrt: unknown command \"" << command << "\"\n\n" << usage();
         return exit_usage;
     } catch (const std::exception& e) {

@@ -2,6 +2,8 @@
 // skopeo from OCI layouts the test builds): the happy path and a cached re-pull, a pinned digest,
 // an unknown digest, a blob corrupted in the registry's storage, a multi-platform index, basic
 // auth, the bearer-token flow with the test's token endpoint, and two pulls of one image at once.
+#include "support/faulty_tls_server.hpp"
+#include "support/https_test_env.hpp"
 #include "support/nginx_server.hpp"
 #include "support/oci_layout.hpp"
 #include "support/registry_env.hpp"
@@ -237,6 +239,109 @@ BOOST_AUTO_TEST_CASE(two_pulls_of_one_image_at_once_share_the_store) {
         BOOST_TEST(a.blobs_downloaded + b.blobs_downloaded == 4u);
         BOOST_TEST(a.blobs_cached + b.blobs_cached == 4u);
         for (const auto& l : img.layers) BOOST_TEST(store.has_blob(l.digest));
+    });
+}
+
+// A registry that misbehaves on purpose: the faulty TLS server serving one image's objects at
+// their /v2/ paths, with faults on the big layer only.
+struct faulty_registry {
+    https_test_env env{16};
+    temp_dir layout;
+    oci_image img;
+    std::string layer_path;
+    std::unique_ptr<faulty_tls_server> server;
+
+    explicit faulty_registry(std::function<void(faulty_tls_server_options&)> faults) {
+        oci_image_builder b;
+        b.layer({file("etc/hello", "hello\n")}).layer({random_file("data/blob", 4 << 20, 11)}, layer_compression::none);
+        img = b.write(layout.path(), "v1");
+        faulty_tls_server_options o{.identity = env.pki.valid};
+        auto object = [&](const std::string& digest) { return read_file(blob_path(layout.path(), digest)); };
+        o.paths["/v2/demo/app/manifests/v1"] = object(img.manifest.digest);
+        o.paths["/v2/demo/app/blobs/" + img.config.digest] = object(img.config.digest);
+        for (const auto& l : img.layers) o.paths["/v2/demo/app/blobs/" + l.digest] = object(l.digest);
+        layer_path = "/v2/demo/app/blobs/" + img.layers.back().digest;
+        o.fault_prefix = layer_path;
+        faults(o);
+        server = std::make_unique<faulty_tls_server>(o);
+    }
+    vmrt::image::image_reference ref() const {
+        return vmrt::image::parse_image_reference("127.0.0.1:" + std::to_string(server->port()) + "/demo/app:v1");
+    }
+    vmrt::image::pull_options options() const {
+        vmrt::image::pull_options o;
+        o.client = env.client_options();
+        o.credentials = vmrt::image::registry_credentials{};
+        o.retry.initial_delay = std::chrono::milliseconds(20);
+        return o;
+    }
+    std::vector<std::string> ranges_of_layer() const {
+        std::vector<std::string> r;
+        for (const auto& q : server->requests())
+            if (q.target == layer_path) r.push_back(q.range);
+        return r;
+    }
+};
+
+BOOST_AUTO_TEST_CASE(a_busy_registry_is_asked_again_after_retry_after) {
+    faulty_registry reg([](faulty_tls_server_options& o) {
+        o.busy_responses = 2;
+        o.retry_after = "1";
+    });
+    vmrt::image::oci_store store(dir / "store");
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto pulled = co_await vmrt::image::pull_image(store, reg.ref(), reg.options());
+        BOOST_TEST(pulled.busy_retries == 2u);
+        BOOST_TEST((std::chrono::steady_clock::now() - t0 >= std::chrono::seconds(2)));  // Retry-After honoured
+        BOOST_TEST(store.has_blob(reg.img.layers.back().digest));
+        BOOST_TEST(reg.ranges_of_layer().size() == 3u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_dropped_layer_download_resumes_with_range) {
+    faulty_registry reg([](faulty_tls_server_options& o) {
+        o.cut_responses = 2;
+        o.cut_after = 1 << 20;
+    });
+    vmrt::image::oci_store store(dir / "store");
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto pulled = co_await vmrt::image::pull_image(store, reg.ref(), reg.options());
+        BOOST_TEST(pulled.resumed == 2u);
+        auto ranges = reg.ranges_of_layer();
+        BOOST_TEST_REQUIRE(ranges.size() == 3u);
+        BOOST_TEST(ranges[0].empty());
+        BOOST_TEST(ranges[1] == "bytes=1048576-");
+        BOOST_TEST(ranges[2] == "bytes=2097152-");
+        BOOST_TEST(store.has_blob(reg.img.layers.back().digest));  // committed: the digest matched
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_pull_leaves_a_partial_that_the_next_pull_resumes) {
+    // The first pull gives up after the drop (no resume allowed), as a killed pull would stop;
+    // the store keeps the partial layer, and the next pull asks only for the rest.
+    faulty_registry reg([](faulty_tls_server_options& o) {
+        o.cut_responses = 1;
+        o.cut_after = 1 << 20;
+    });
+    vmrt::image::oci_store store(dir / "store");
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto o = reg.options();
+        o.max_resume_attempts = 0;
+        try {
+            co_await vmrt::image::pull_image(store, reg.ref(), o);
+            BOOST_FAIL("the first pull cannot complete");
+        } catch (const vmrt::error& e) {
+            BOOST_TEST((e.code() == vmrt::errc::incomplete_body), e.what());
+        }
+        BOOST_TEST(!store.has_blob(reg.img.layers.back().digest));
+        BOOST_TEST(!store.resolve_tag({.registry = reg.ref().domain, .repository = "demo/app", .tag = "v1"}));
+        auto pulled = co_await vmrt::image::pull_image(store, reg.ref(), reg.options());
+        BOOST_TEST(pulled.resumed == 1u);  // from the store's partial file
+        auto ranges = reg.ranges_of_layer();
+        BOOST_TEST_REQUIRE(ranges.size() == 2u);
+        BOOST_TEST(ranges[1] == "bytes=1048576-");
+        BOOST_TEST(store.has_blob(reg.img.layers.back().digest));
     });
 }
 

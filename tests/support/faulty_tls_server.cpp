@@ -39,12 +39,12 @@ struct faulty_tls_server::impl {
     unsigned responses = 0;
 
     /// "bytes=N-" → N; anything else (or a range we do not honour) → 0.
-    std::size_t range_start(const std::string& range) const {
+    std::size_t range_start(const std::string& range, std::size_t body_size) const {
         if (!options.honour_range || !range.starts_with("bytes=") || !range.ends_with("-")) return 0;
         std::size_t n = 0;
         auto digits = std::string_view(range).substr(6, range.size() - 7);
         auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-        if (ec != std::errc{} || end != digits.data() + digits.size() || n >= options.body.size()) return 0;
+        if (ec != std::errc{} || end != digits.data() + digits.size() || n >= body_size) return 0;
         return n;
     }
 
@@ -61,20 +61,31 @@ struct faulty_tls_server::impl {
         for (;;) {
             http::request<http::empty_body> request;
             co_await http::async_read(stream, buffer, request, asio::use_awaitable);
-            received_request seen{std::string(request[http::field::range]),
+            received_request seen{std::string(request.target()), std::string(request[http::field::range]),
                                   std::string(request[http::field::if_range])};
+            const bool faulty = seen.target.starts_with(options.fault_prefix);
             unsigned index = 0;
             {
                 std::lock_guard lock(mutex);
                 received.push_back(seen);
-                index = responses++;
+                index = faulty ? responses++ : std::numeric_limits<unsigned>::max();
+            }
+            const std::string* body = &options.body;
+            if (!options.paths.empty()) {
+                auto it = options.paths.find(seen.target);
+                if (it == options.paths.end()) {
+                    const std::string missing = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+                    co_await asio::async_write(stream, asio::buffer(missing), asio::use_awaitable);
+                    continue;
+                }
+                body = &it->second;
             }
             if (options.stall_before_headers) {
                 co_await stall_forever();
                 co_return;
             }
 
-            if (index < options.busy_responses) {
+            if (faulty && index < options.busy_responses) {
                 const std::string text = "busy, try again\n";
                 std::string out =
                     "HTTP/1.1 " + std::to_string(options.busy_status) +
@@ -84,12 +95,12 @@ struct faulty_tls_server::impl {
                 co_await asio::async_write(stream, asio::buffer(out), asio::use_awaitable);
                 continue;
             }
-            const std::size_t start = range_start(seen.range);
-            const std::size_t length = options.body.size() - start;
+            const std::size_t start = range_start(seen.range, body->size());
+            const std::size_t length = body->size() - start;
             std::string head = start > 0 ? "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " +
                                                std::to_string(start) + "-" +
-                                               std::to_string(options.body.size() - 1) + "/" +
-                                               std::to_string(options.body.size()) + "\r\n"
+                                               std::to_string(body->size() - 1) + "/" +
+                                               std::to_string(body->size()) + "\r\n"
                                          : std::string("HTTP/1.1 200 OK\r\n");
             head += "Content-Length: " + std::to_string(length) +
                     "\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\n\r\n";
@@ -98,7 +109,7 @@ struct faulty_tls_server::impl {
             if (cut) sent = options.cut_after;
             const bool stall = options.stall_after < sent;
             if (stall) sent = options.stall_after;
-            std::string out = head + options.body.substr(start, sent);
+            std::string out = head + body->substr(start, sent);
             co_await asio::async_write(stream, asio::buffer(out), asio::use_awaitable);
             if (stall) {
                 co_await stall_forever();

@@ -7,6 +7,8 @@
 // sockets) before it returns.
 #pragma once
 
+#include <map>
+
 #include "support/test_pki.hpp"
 
 #include <cstddef>
@@ -20,7 +22,12 @@ namespace vmrt::test {
 
 struct faulty_tls_server_options {
     tls_pair identity;  ///< certificate and key the server presents
-    std::string body;   ///< served at every path
+    std::string body;   ///< served at every path (unless `paths` is set)
+    /// If not empty: the body served at each request target ("/v2/x/blobs/sha256:..."); other
+    /// targets get 404. Lets the server stand in for a registry serving a few fixed objects.
+    std::map<std::string, std::string> paths;
+    /// The faults below (busy_*, cut_*) apply only to targets starting with this (empty: all).
+    std::string fault_prefix;
     /// The first `cut_responses` responses end (TCP close, no TLS close_notify) after `cut_after`
     /// body bytes; later ones are whole.
     unsigned cut_responses = 0;
@@ -39,6 +46,7 @@ struct faulty_tls_server_options {
 };
 
 struct received_request {
+    std::string target;    ///< the request target
     std::string range;     ///< the Range field ("" if absent)
     std::string if_range;  ///< the If-Range field ("" if absent)
 };

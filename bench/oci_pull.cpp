@@ -51,9 +51,10 @@ int main(int argc, char** argv) {
         vmrt::test::temp_dir layout, work;
         const auto img = vmrt::test::write_big_image(layout.path(), "big", mib << 20, layers);
         vmrt::test::push_image(layout.path(), "big", reg, "bench/big:v1");
-        std::printf("oci_pull: %s/bench/big:v1, %zu layers, %.1f MiB of layers; docker-registry %s; %u runs each\n",
-                    reg.host_port().c_str(), img.layers.size(), static_cast<double>(img.total_layer_bytes()) / (1 << 20),
-                    "2.8 (Debian 12)", runs);
+        std::printf(
+            "oci_pull: %s/bench/big:v1, %zu layers, %.1f MiB of layers; docker-registry %s; %u runs each\n",
+            reg.host_port().c_str(), img.layers.size(),
+            static_cast<double>(img.total_layer_bytes()) / (1 << 20), "2.8 (Debian 12)", runs);
 
         std::vector<double> vmrt_s, skopeo_s, curl_s;
         for (unsigned r = 0; r < runs; ++r) {
@@ -72,22 +73,24 @@ int main(int argc, char** argv) {
                 ctx.run();
                 auto pulled = f.get();
                 vmrt_s.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
-                if (pulled.blobs_downloaded != img.layers.size() + 1) throw std::runtime_error("vmrt did not download every blob");
+                if (pulled.blobs_downloaded != img.layers.size() + 1)
+                    throw std::runtime_error("vmrt did not download every blob");
             }
             fs::remove_all(store_dir);
 
             const fs::path out = work.path() / ("skopeo-" + std::to_string(r));
             const auto t0 = clock_type::now();
             vmrt::test::run_skopeo(reg, vmrt::test::strings("copy", "--src-cert-dir", reg.cert_dir().string(),
-                                                             "--src-no-creds",
-                                                             "docker://" + reg.host_port() + "/bench/big:v1",
-                                                             "dir:" + out.string()));
+                                                            "--src-no-creds",
+                                                            "docker://" + reg.host_port() + "/bench/big:v1",
+                                                            "dir:" + out.string()));
             skopeo_s.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
             fs::remove_all(out);
 
             // The registry's own floor: one curl process fetching every layer to /dev/null over one
             // kept-alive connection, no hashing, no file.
-            std::vector<std::string> args = vmrt::test::strings("-sS", "--fail", "--cacert", reg.ca_file().string());
+            std::vector<std::string> args =
+                vmrt::test::strings("-sS", "--fail", "--cacert", reg.ca_file().string());
             for (const auto& l : img.layers) {
                 args.push_back(reg.url() + "/v2/bench/big/blobs/" + l.digest);
                 args.push_back("-o");

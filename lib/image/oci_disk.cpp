@@ -22,17 +22,19 @@ asio::awaitable<image_disk_result> image_disk(const oci_store& store, std::strin
     for (const auto& d : manifest->layers) {
         if (!store.has_blob(d.digest))
             throw error(make_error_code(errc::not_found),
-                        {.message = "layer " + d.digest + " of " + manifest_digest + " is not in the store: pull it first"});
+                        {.message = "layer " + d.digest + " of " + manifest_digest +
+                                    " is not in the store: pull it first"});
         layer_options o;
         o.compression = compression_for_media_type(d.media_type);
         o.allow_setid = true;  // a bootable root needs su, passwd, ping as the image has them
         layers.push_back({store.blob_path(d.digest), o});
     }
     fs::create_directories(cache_dir);
-    auto cached = co_await cached_rootfs_disk(
-        cache_dir, manifest_digest, [&](fs::path image) -> asio::awaitable<void> {
+    auto cached =
+        co_await cached_rootfs_disk(cache_dir, manifest_digest, [&](fs::path image) -> asio::awaitable<void> {
             // The rootfs is private to this build (pid in its name) and removed whatever happens.
-            const fs::path rootfs = cache_dir / (".rootfs-" + manifest_digest.substr(7, 16) + "." + std::to_string(::getpid()));
+            const fs::path rootfs =
+                cache_dir / (".rootfs-" + manifest_digest.substr(7, 16) + "." + std::to_string(::getpid()));
             struct remove_on_exit {
                 fs::path p;
                 ~remove_on_exit() {

@@ -103,8 +103,9 @@ asio::awaitable<void> fetch_blob(pull_state& st, descriptor d, std::string kind)
             auto range = io::parse_content_range({value.data(), value.size()});
             if (!range || !range->first || *range->first != offset)
                 throw error(make_error_code(errc::protocol_error),
-                            {.message = "blob " + d.digest + ": asked for bytes from " + std::to_string(offset) +
-                                        ", got Content-Range \"" + std::string(value.substr(0, 100)) + "\""});
+                            {.message = "blob " + d.digest + ": asked for bytes from " +
+                                        std::to_string(offset) + ", got Content-Range \"" +
+                                        std::string(value.substr(0, 100)) + "\""});
         }
         bool broken = false;
         std::string why;
@@ -192,7 +193,8 @@ asio::awaitable<pulled_image> pull_image(oci_store& store, image_reference refer
     check_pullable(result.manifest);
 
     co_await fetch_blob(st, result.manifest.config, "config");
-    result.config = parse_image_config(store.read_small_blob(result.manifest.config.digest, max_config_bytes));
+    result.config =
+        parse_image_config(store.read_small_blob(result.manifest.config.digest, max_config_bytes));
     if (result.config.diff_ids.size() != result.manifest.layers.size())
         throw error(make_error_code(errc::protocol_error),
                     {.message = reference.to_string() + ": the config lists " +
@@ -201,8 +203,9 @@ asio::awaitable<pulled_image> pull_image(oci_store& store, image_reference refer
     co_await fetch_blobs(st, result.manifest.layers, options.parallel_blobs);
 
     if (!reference.tag.empty() && reference.digest.empty())
-        store.set_tag(tag_ref{.registry = reference.domain, .repository = reference.repository, .tag = reference.tag},
-                      result.index_digest.empty() ? result.manifest_digest : result.index_digest);
+        store.set_tag(
+            tag_ref{.registry = reference.domain, .repository = reference.repository, .tag = reference.tag},
+            result.index_digest.empty() ? result.manifest_digest : result.index_digest);
     result.busy_retries = session.busy_retries();
     result.token_fetches = session.token_fetches();
     co_return result;

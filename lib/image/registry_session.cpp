@@ -35,8 +35,8 @@ double jitter() {
 
 }  // namespace
 
-registry_session::registry_session(io::https_client& client, image_reference ref, registry_credentials credentials,
-                                   io::retry_policy retry)
+registry_session::registry_session(io::https_client& client, image_reference ref,
+                                   registry_credentials credentials, io::retry_policy retry)
     : client_(client), ref_(std::move(ref)), credentials_(std::move(credentials)), retry_(retry) {}
 
 asio::awaitable<io::http_response> registry_session::get(std::string path, http::fields headers,
@@ -60,7 +60,8 @@ asio::awaitable<io::http_response> registry_session::get(std::string path, http:
         }
         if (io::is_retryable_status(status) && busy < retry_.max_retries) {
             auto demand = response.headers()[http::field::retry_after];
-            auto retry_after = io::parse_retry_after({demand.data(), demand.size()}, std::chrono::system_clock::now());
+            auto retry_after =
+                io::parse_retry_after({demand.data(), demand.size()}, std::chrono::system_clock::now());
             if (!retry_after || *retry_after <= retry_.max_retry_after) {
                 ++busy;
                 ++busy_retries_;
@@ -101,11 +102,14 @@ asio::awaitable<void> registry_session::answer_challenge(const std::string& head
     if (find_challenge(challenges, "basic")) {
         if (credentials_.username.empty() && credentials_.password.empty())
             throw error(make_error_code(errc::http_status),
-                        {.message = what + ": the registry asks for a user name and password (Basic), and none "
-                                           "is configured for " + ref_.domain + " (docker login, or ~/.docker/config.json)"});
+                        {.message = what +
+                                    ": the registry asks for a user name and password (Basic), and none "
+                                    "is configured for " +
+                                    ref_.domain + " (docker login, or ~/.docker/config.json)"});
         if (authorization_ == basic_authorization(credentials_))
-            throw error(make_error_code(errc::http_status),
-                        {.message = what + ": the registry refused the credentials configured for " + ref_.domain});
+            throw error(
+                make_error_code(errc::http_status),
+                {.message = what + ": the registry refused the credentials configured for " + ref_.domain});
         authorization_ = basic_authorization(credentials_);
         co_return;
     }

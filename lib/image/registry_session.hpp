@@ -13,8 +13,8 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <functional>
-#include <vector>
 #include <string>
+#include <vector>
 
 namespace vmrt::image {
 
@@ -36,7 +36,8 @@ public:
     unsigned busy_retries() const noexcept { return busy_retries_; }
 
 private:
-    boost::asio::awaitable<void> answer_challenge(const std::string& www_authenticate, const std::string& what);
+    boost::asio::awaitable<void> answer_challenge(const std::string& www_authenticate,
+                                                  const std::string& what);
 
     io::https_client& client_;
     image_reference ref_;

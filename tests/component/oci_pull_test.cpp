@@ -70,7 +70,9 @@ BOOST_AUTO_TEST_CASE(an_image_is_pulled_verified_and_tagged_then_served_from_the
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         std::vector<vmrt::image::pull_progress> seen;
         auto o = options(reg);
-        o.progress = [&](const vmrt::image::pull_progress& p) { seen.push_back(p); };
+        o.progress = [&](const vmrt::image::pull_progress& p) {
+            seen.push_back(p);
+        };
         auto pulled = co_await vmrt::image::pull_image(store, ref(reg, "demo/app:v1"), o);
         BOOST_TEST(pulled.manifest_digest == img.manifest.digest);
         BOOST_TEST(pulled.manifest.layers.size() == 3u);
@@ -83,7 +85,8 @@ BOOST_AUTO_TEST_CASE(an_image_is_pulled_verified_and_tagged_then_served_from_the
         BOOST_TEST(tagged.value_or("") == img.manifest.digest);
         // Progress: every layer reported, ending finished at its size.
         for (const auto& l : img.layers) {
-            auto last = std::find_if(seen.rbegin(), seen.rend(), [&](auto& p) { return p.digest == l.digest; });
+            auto last =
+                std::find_if(seen.rbegin(), seen.rend(), [&](auto& p) { return p.digest == l.digest; });
             BOOST_TEST_REQUIRE((last != seen.rend()));
             BOOST_TEST(last->finished);
             BOOST_TEST(last->done == l.size);
@@ -101,7 +104,8 @@ BOOST_AUTO_TEST_CASE(a_pinned_digest_must_match_and_an_unknown_one_is_not_found)
     const auto img = push_demo(reg);
     vmrt::image::oci_store store(dir / "store");
     run_coro(ctx, [&]() -> asio::awaitable<void> {
-        auto pinned = co_await vmrt::image::pull_image(store, ref(reg, "demo/app@" + img.manifest.digest), options(reg));
+        auto pinned = co_await vmrt::image::pull_image(store, ref(reg, "demo/app@" + img.manifest.digest),
+                                                       options(reg));
         BOOST_TEST(pinned.manifest_digest == img.manifest.digest);
         const std::string other = "sha256:" + std::string(64, 'a');
         try {
@@ -119,8 +123,8 @@ BOOST_AUTO_TEST_CASE(a_blob_corrupted_in_the_registry_is_refused_and_never_store
     const auto img = push_demo(reg);
     // Flip a byte of the first layer in the registry's own storage: the registry serves it as is.
     const auto& layer = img.layers.front();
-    const auto data = reg.storage_dir() / "docker/registry/v2/blobs/sha256" / digest_hex(layer.digest).substr(0, 2) /
-                      digest_hex(layer.digest) / "data";
+    const auto data = reg.storage_dir() / "docker/registry/v2/blobs/sha256" /
+                      digest_hex(layer.digest).substr(0, 2) / digest_hex(layer.digest) / "data";
     BOOST_TEST_REQUIRE(fs::exists(data));
     {
         std::fstream f(data, std::ios::in | std::ios::out | std::ios::binary);
@@ -253,10 +257,13 @@ struct faulty_registry {
 
     explicit faulty_registry(std::function<void(faulty_tls_server_options&)> faults) {
         oci_image_builder b;
-        b.layer({file("etc/hello", "hello\n")}).layer({random_file("data/blob", 4 << 20, 11)}, layer_compression::none);
+        b.layer({file("etc/hello", "hello\n")})
+            .layer({random_file("data/blob", 4 << 20, 11)}, layer_compression::none);
         img = b.write(layout.path(), "v1");
         faulty_tls_server_options o{.identity = env.pki.valid};
-        auto object = [&](const std::string& digest) { return read_file(blob_path(layout.path(), digest)); };
+        auto object = [&](const std::string& digest) {
+            return read_file(blob_path(layout.path(), digest));
+        };
         o.paths["/v2/demo/app/manifests/v1"] = object(img.manifest.digest);
         o.paths["/v2/demo/app/blobs/" + img.config.digest] = object(img.config.digest);
         for (const auto& l : img.layers) o.paths["/v2/demo/app/blobs/" + l.digest] = object(l.digest);
@@ -266,7 +273,8 @@ struct faulty_registry {
         server = std::make_unique<faulty_tls_server>(o);
     }
     vmrt::image::image_reference ref() const {
-        return vmrt::image::parse_image_reference("127.0.0.1:" + std::to_string(server->port()) + "/demo/app:v1");
+        return vmrt::image::parse_image_reference("127.0.0.1:" + std::to_string(server->port()) +
+                                                  "/demo/app:v1");
     }
     vmrt::image::pull_options options() const {
         vmrt::image::pull_options o;
@@ -293,7 +301,8 @@ BOOST_AUTO_TEST_CASE(a_busy_registry_is_asked_again_after_retry_after) {
         const auto t0 = std::chrono::steady_clock::now();
         auto pulled = co_await vmrt::image::pull_image(store, reg.ref(), reg.options());
         BOOST_TEST(pulled.busy_retries == 2u);
-        BOOST_TEST((std::chrono::steady_clock::now() - t0 >= std::chrono::seconds(2)));  // Retry-After honoured
+        BOOST_TEST(
+            (std::chrono::steady_clock::now() - t0 >= std::chrono::seconds(2)));  // Retry-After honoured
         BOOST_TEST(store.has_blob(reg.img.layers.back().digest));
         BOOST_TEST(reg.ranges_of_layer().size() == 3u);
     });

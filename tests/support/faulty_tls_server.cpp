@@ -97,11 +97,11 @@ struct faulty_tls_server::impl {
             }
             const std::size_t start = range_start(seen.range, body->size());
             const std::size_t length = body->size() - start;
-            std::string head = start > 0 ? "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " +
-                                               std::to_string(start) + "-" +
-                                               std::to_string(body->size() - 1) + "/" +
-                                               std::to_string(body->size()) + "\r\n"
-                                         : std::string("HTTP/1.1 200 OK\r\n");
+            std::string head = start > 0
+                                   ? "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " +
+                                         std::to_string(start) + "-" + std::to_string(body->size() - 1) +
+                                         "/" + std::to_string(body->size()) + "\r\n"
+                                   : std::string("HTTP/1.1 200 OK\r\n");
             head += "Content-Length: " + std::to_string(length) +
                     "\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\n\r\n";
             std::size_t sent = length;

@@ -7,13 +7,12 @@
 // sockets) before it returns.
 #pragma once
 
-#include <map>
-
 #include "support/test_pki.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>

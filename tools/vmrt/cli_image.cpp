@@ -93,7 +93,8 @@ struct progress_printer {
             const auto percent = p.done * 100 / p.total;
             std::string bar(percent / 4, '#');
             bar.resize(25, '.');
-            std::cerr << "\r\033[K" << p.kind << " " << id << " [" << bar << "] " << percent << "%" << std::flush;
+            std::cerr << "\r\033[K" << p.kind << " " << id << " [" << bar << "] " << percent << "%"
+                      << std::flush;
         }
     }
 };
@@ -112,8 +113,8 @@ int pull(const image_args& a) {
     auto pulled = run_sync<image::pulled_image>([&]() { return image::pull_image(store, ref, o); });
     std::cout << "pulled " << ref.to_string() << "\nmanifest: " << pulled.manifest_digest << "\n"
               << "layers: " << pulled.manifest.layers.size() << " (" << pulled.blobs_downloaded
-              << " blobs downloaded, " << pulled.blobs_cached << " already stored, " << pulled.bytes_downloaded
-              << " bytes)\n";
+              << " blobs downloaded, " << pulled.blobs_cached << " already stored, "
+              << pulled.bytes_downloaded << " bytes)\n";
     return exit_ok;
 }
 
@@ -138,8 +139,9 @@ int disk(const image_args& a) {
     const fs::path out = a.positional[1];
     auto result = run_sync<image::image_disk_result>(
         [&]() { return image::image_disk(store, manifest, a.store / "disks", out); });
-    std::cout << out.string() << ": " << (result.built ? "built" : "from the cache") << " (" << result.cached.string()
-              << "), " << (result.clone.method == image::clone_method::reflink ? "reflinked" : "copied") << "\n";
+    std::cout << out.string() << ": " << (result.built ? "built" : "from the cache") << " ("
+              << result.cached.string() << "), "
+              << (result.clone.method == image::clone_method::reflink ? "reflinked" : "copied") << "\n";
     return exit_ok;
 }
 
@@ -163,8 +165,8 @@ int verify(const image_args& a) {
 int gc(const image_args& a) {
     image::oci_store store(a.store);
     auto r = store.gc();
-    std::cout << r.removed_blobs.size() << " blobs and " << r.removed_temp_files.size() << " partial files removed, "
-              << r.bytes_freed << " bytes freed\n";
+    std::cout << r.removed_blobs.size() << " blobs and " << r.removed_temp_files.size()
+              << " partial files removed, " << r.bytes_freed << " bytes freed\n";
     return exit_ok;
 }
 

@@ -24,6 +24,7 @@ struct image_disk_result {
 /// The ext4 disk of the image manifest `manifest_digest` (in `store`, with its layers), built once
 /// into `cache_dir`, then cloned to `out` (which must not exist). Layers must be in the store.
 boost::asio::awaitable<image_disk_result> image_disk(const oci_store& store, std::string manifest_digest,
-                                                     std::filesystem::path cache_dir, std::filesystem::path out);
+                                                     std::filesystem::path cache_dir,
+                                                     std::filesystem::path out);
 
 }  // namespace vmrt::image

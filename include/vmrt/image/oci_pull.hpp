@@ -79,6 +79,7 @@ struct pulled_image {
     unsigned token_fetches = 0;  ///< bearer tokens fetched
 };
 
-boost::asio::awaitable<pulled_image> pull_image(oci_store& store, image_reference reference, pull_options options);
+boost::asio::awaitable<pulled_image> pull_image(oci_store& store, image_reference reference,
+                                                pull_options options);
 
 }  // namespace vmrt::image

@@ -45,6 +45,7 @@ for word in $(cat /proc/cmdline); do
     vmrs.lsdev=*) lsdev=${word#*=} ;;
     vmrs.noacpid=*) noacpid=${word#*=} ;;
     vmrs.report=*) report=${word#*=} ;;
+    vmrs.root=*) newroot=${word#*=} ;;
     esac
 done
 set +f
@@ -247,6 +248,24 @@ if [ "$noacpid" != 1 ]; then
     [ $tries -lt 100 ] || echo "vmrs: acpid did not open an input device; the power button may be ignored"
 fi
 
+# vmrs.root=DEV: the guest's system is on DEV (an ext4 disk, e.g. made from an OCI image): mount
+# it and hand PID 1 over to its /sbin/init, which reports readiness itself (the address is passed
+# in VMRS_ADDRESS). Without a usable /sbin/init there, the guest goes on from the initramfs.
+if [ -n "$newroot" ]; then
+    mkdir -p /newroot
+    if mount -t ext4 "$newroot" /newroot; then
+        if [ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ]; then
+            echo "vmrs: switching to the root file system on $newroot"
+            export VMRS_ADDRESS="$address"
+            exec switch_root /newroot /sbin/init
+        fi
+        echo "vmrs: $newroot has no /sbin/init; staying on the initramfs"
+        umount /newroot
+    else
+        echo "vmrs: cannot mount $newroot as the root file system"
+    fi
+fi
+
 echo "VMRS_READY $address"
 
 # vmrs.meminfo=1: print MemTotal whenever it changes, so that the host can see a balloon resize
@@ -308,10 +327,10 @@ poweroff -f
 
 const std::vector<std::string_view>& guest_required_applets() {
     static const std::vector<std::string_view> applets{
-        "sh",       "mount", "umount", "modprobe", "insmod", "ip",    "ifconfig", "route", "sleep",
-        "cat",      "echo",  "mkdir",  "poweroff", "acpid",  "ping",  "ls",       "sync",  "dmesg",
-        "hostname", "grep",  "sed",    "tr",       "cut",    "head",  "tail",     "od",    "dd",
-        "mknod",    "ln",    "chmod",  "wc",       "date",   "uname", "printf",   "uevent"};
+        "sh",       "mount", "umount", "modprobe", "insmod", "ip",    "ifconfig", "route",  "sleep",
+        "cat",      "echo",  "mkdir",  "poweroff", "acpid",  "ping",  "ls",       "sync",   "dmesg",
+        "hostname", "grep",  "sed",    "tr",       "cut",    "head",  "tail",     "od",     "dd",
+        "mknod",    "ln",    "chmod",  "wc",       "date",   "uname", "printf",   "uevent", "switch_root"};
     return applets;
 }
 

@@ -2,9 +2,13 @@
 // read back; a copy-on-write clone and a qcow2 overlay of one ext4 disk each carry a guest's
 // writes while the disk they came from stays byte-identical.
 #include "guest_fixture.hpp"
+#include "support/oci_layout.hpp"
+#include "support/registry_env.hpp"
 #include "support/test_support.hpp"
 
 #include <vmrt/image/disk.hpp>
+#include <vmrt/image/oci_disk.hpp>
+#include <vmrt/image/oci_pull.hpp>
 #include <vmrt/image/seed.hpp>
 #include <vmrt/io/sha256.hpp>
 #include <vmrt/vm_manager.hpp>
@@ -126,6 +130,62 @@ BOOST_AUTO_TEST_CASE(clone_and_overlay_carry_guest_writes_and_spare_their_base) 
         },
         150s);
     BOOST_TEST(vmrt::io::sha256_of_file(base) == base_digest, "the base disk changed");
+}
+
+BOOST_AUTO_TEST_CASE(a_guest_boots_from_a_disk_made_from_a_pulled_image) {
+    // An image with a system of its own (static busybox and an /sbin/init that reports readiness),
+    // in two layers with a whiteout, is pushed to a real registry, pulled, made into an ext4 disk
+    // and cloned; the default guest's initramfs switches to it (vmrs.root=) and its init says Ready.
+    vmrt::test::registry_server reg;
+    vmrt::test::temp_dir layout;
+    const std::string init_script = "#!/bin/busybox sh\n"
+                                    "/bin/busybox mount -t proc proc /proc\n"
+                                    "echo \"VMRS_IMAGE_ROOT $(/bin/busybox cat /etc/vmrt-image) "
+                                    "$(/bin/busybox ls /etc | /bin/busybox tr '\\n' ' ')\"\n"
+                                    "echo \"VMRS_READY ${VMRS_ADDRESS:--}\"\n"
+                                    "while true; do /bin/busybox sleep 3600; done\n";
+    vmrt::test::oci_image_builder b;
+    b.layer({vmrt::test::dir("bin"),
+             vmrt::test::file("bin/busybox", vmrt::test::read_file("/bin/busybox"), 0755),
+             vmrt::test::symlink_to("bin/sh", "busybox"), vmrt::test::dir("sbin"),
+             vmrt::test::file("sbin/init", init_script, 0755), vmrt::test::dir("etc"),
+             vmrt::test::file("etc/vmrt-image", "pulled-from-the-registry"),
+             vmrt::test::file("etc/removed", "x"), vmrt::test::dir("proc"), vmrt::test::dir("dev"),
+             vmrt::test::dir("sys")})
+        .layer({vmrt::test::whiteout("etc/removed"), vmrt::test::file("etc/added", "y")});
+    const auto img = b.write(layout.path(), "v1");
+    vmrt::test::push_image(layout.path(), "v1", reg, "vmrt/bootable:v1");
+
+    vmrt::image::oci_store store(dir / "images");
+    const auto root = dir / "root.img";
+    run_coro(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            vmrt::image::pull_options o;
+            o.client.tls.ca_file = reg.ca_file();
+            o.credentials = vmrt::image::registry_credentials{};
+            auto ref = vmrt::image::parse_image_reference(reg.host_port() + "/vmrt/bootable:v1");
+            auto pulled = co_await vmrt::image::pull_image(store, ref, o);
+            BOOST_TEST(pulled.manifest_digest == img.manifest.digest);
+            auto disk = co_await vmrt::image::image_disk(store, pulled.manifest_digest, dir / "disks", root);
+            BOOST_TEST(disk.built);
+        },
+        120s);
+
+    auto s = spec("from-image", "vmrs.ip=10.0.2.15 vmrs.root=/dev/vda");
+    s.root_disk = vmrt::disk_spec{.path = root};
+    run_coro(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            co_await boot(s);
+            const auto out = console("from-image");
+            BOOST_TEST(contains(out, "VMRS_IMAGE_ROOT pulled-from-the-registry added vmrt-image"), out);
+            BOOST_TEST(contains(out, "vmrs: switching to the root file system on /dev/vda"), out);
+            auto [ec, outcome] =
+                co_await manager->async_kill("from-image", asio::as_tuple(asio::use_awaitable));
+            BOOST_TEST(!ec, ec.message());
+        },
+        150s);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

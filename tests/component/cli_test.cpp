@@ -1,4 +1,6 @@
 // The `vmrt` command-line tool, run as a real program: exit codes, output, Ctrl-C handling.
+#include "support/oci_layout.hpp"
+#include "support/registry_env.hpp"
 #include "support/test_support.hpp"
 
 #include <vmrt/io/process.hpp>
@@ -141,6 +143,38 @@ BOOST_AUTO_TEST_CASE(auto_picks_cloud_hypervisor_when_its_binary_is_there) {
     BOOST_TEST(r.status.code == 0, r.output);
     for (auto word : {"vm1 ready (10.0.0.7)", "cloud-hypervisor event vm/booted", "vm1 stopped (clean"})
         BOOST_TEST(r.output.find(word) != std::string::npos, word << " missing in:\n" << r.output);
+}
+
+BOOST_AUTO_TEST_CASE(image_pull_list_verify_and_gc) {
+    vmrt::test::registry_server reg;
+    vmrt::test::temp_dir layout;
+    vmrt::test::oci_image_builder b;
+    b.layer({vmrt::test::file("etc/hello", "hello\n")})
+        .layer({vmrt::test::random_file("data/x", 1 << 20, 3)});
+    const auto img = b.write(layout.path(), "v1");
+    vmrt::test::push_image(layout.path(), "v1", reg, "cli/app:v1");
+    const auto store = (dir / "store").string();
+    const auto ref = reg.host_port() + "/cli/app:v1";
+    auto pulled = run({"image", "pull", "--store", store, "--ca", reg.ca_file().string(), ref});
+    BOOST_TEST(pulled.status.code == 0, pulled.output);
+    BOOST_TEST(pulled.output.find("manifest: " + img.manifest.digest) != std::string::npos, pulled.output);
+    // Not a terminal: one plain line per finished blob, no progress bar.
+    BOOST_TEST(pulled.output.find("layer " + img.layers[1].digest.substr(7, 12) + ": ") != std::string::npos,
+               pulled.output);
+    BOOST_TEST(pulled.output.find("\033[K") == std::string::npos, pulled.output);
+    auto listed = run({"image", "list", "--store", store});
+    BOOST_TEST(listed.output.find(reg.host_port() + "/cli/app:v1 " + img.manifest.digest) !=
+                   std::string::npos,
+               listed.output);
+    auto verified = run({"image", "verify", "--store", store});
+    BOOST_TEST(verified.status.code == 0, verified.output);
+    BOOST_TEST(verified.output.find("0 corrupt") != std::string::npos, verified.output);
+    auto collected = run({"image", "gc", "--store", store});
+    BOOST_TEST(collected.status.code == 0, collected.output);
+    BOOST_TEST(collected.output.find("0 blobs") != std::string::npos, collected.output);  // all tagged
+    auto bad = run({"image", "pull", "--store", store, "not a reference"});
+    BOOST_TEST(bad.status.code == 1, bad.output);
+    BOOST_TEST(run({"image", "frobnicate"}).status.code == 2);
 }
 
 BOOST_AUTO_TEST_CASE(run_json_events) {

@@ -15,6 +15,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +29,14 @@ namespace {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
+
+// CPU seconds (user + system) of this process, or of its reaped children.
+double cpu_seconds(int who) {
+    rusage u{};
+    ::getrusage(who, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
 
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -56,7 +66,7 @@ int main(int argc, char** argv) {
             reg.host_port().c_str(), img.layers.size(),
             static_cast<double>(img.total_layer_bytes()) / (1 << 20), "2.8 (Debian 12)", runs);
 
-        std::vector<double> vmrt_s, skopeo_s, curl_s;
+        std::vector<double> vmrt_s, skopeo_s, curl_s, vmrt_cpu, skopeo_cpu;
         for (unsigned r = 0; r < runs; ++r) {
             // vmrt: a fresh store each run, so every blob is downloaded.
             const fs::path store_dir = work.path() / ("store-" + std::to_string(r));
@@ -68,23 +78,27 @@ int main(int argc, char** argv) {
                 o.parallel_blobs = parallel;
                 auto ref = vmrt::image::parse_image_reference(reg.host_port() + "/bench/big:v1");
                 asio::io_context ctx;
+                const double cpu0 = cpu_seconds(RUSAGE_SELF);
                 const auto t0 = clock_type::now();
                 auto f = asio::co_spawn(ctx, vmrt::image::pull_image(store, ref, o), asio::use_future);
                 ctx.run();
                 auto pulled = f.get();
                 vmrt_s.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
+                vmrt_cpu.push_back(cpu_seconds(RUSAGE_SELF) - cpu0);
                 if (pulled.blobs_downloaded != img.layers.size() + 1)
                     throw std::runtime_error("vmrt did not download every blob");
             }
             fs::remove_all(store_dir);
 
             const fs::path out = work.path() / ("skopeo-" + std::to_string(r));
+            const double child0 = cpu_seconds(RUSAGE_CHILDREN);
             const auto t0 = clock_type::now();
             vmrt::test::run_skopeo(reg, vmrt::test::strings("copy", "--src-cert-dir", reg.cert_dir().string(),
                                                             "--src-no-creds",
                                                             "docker://" + reg.host_port() + "/bench/big:v1",
                                                             "dir:" + out.string()));
             skopeo_s.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
+            skopeo_cpu.push_back(cpu_seconds(RUSAGE_CHILDREN) - child0);
             fs::remove_all(out);
 
             // The registry's own floor: one curl process fetching every layer to /dev/null over one
@@ -103,8 +117,10 @@ int main(int argc, char** argv) {
         }
         const double v = median(vmrt_s), s = median(skopeo_s);
         const double mb = static_cast<double>(img.total_layer_bytes()) / (1 << 20);
-        std::printf("%-44s %8.3f s  %7.1f MiB/s\n", "vmrt pull_image (store, verified)", v, mb / v);
-        std::printf("%-44s %8.3f s  %7.1f MiB/s\n", "skopeo copy docker:// dir:", s, mb / s);
+        std::printf("%-44s %8.3f s  %7.1f MiB/s  cpu %.3f s\n", "vmrt pull_image (store, verified)", v,
+                    mb / v, median(vmrt_cpu));
+        std::printf("%-44s %8.3f s  %7.1f MiB/s  cpu %.3f s\n", "skopeo copy docker:// dir:", s, mb / s,
+                    median(skopeo_cpu));
         const double c = median(curl_s);
         std::printf("%-44s %8.3f s  %7.1f MiB/s\n", "curl, layers to /dev/null (server floor)", c, mb / c);
         std::printf("ratio skopeo / vmrt (medians): %.2fx (goal >= 1.5x)\n", s / v);

@@ -28,6 +28,14 @@ boost::json::value exit_json(const exit_status& s) {
 
 std::string format_event_line(const vm_event& e) {
     std::string line = iso8601(e.time) + " " + e.vm + " ";
+    if (e.kind == event_kind::transfer && e.transfer) {
+        const auto& t = *e.transfer;
+        line += "transfer: " + t.what + " " + t.object.substr(0, 19) + " ";
+        line +=
+            t.cached ? "already there" : std::to_string(t.done) + "/" + std::to_string(t.total) + " bytes";
+        if (t.finished && !t.cached) line += " (done)";
+        return line;
+    }
     line += e.kind == event_kind::note ? "note" : to_string(e.state);
     if (!e.reason.empty()) line += ": " + e.reason;
     return line;
@@ -38,7 +46,16 @@ std::string format_event_json(const vm_event& e) {
     o["seq"] = e.sequence;
     o["time"] = iso8601(e.time);
     o["vm"] = e.vm;
-    o["kind"] = e.kind == event_kind::note ? "note" : "state";
+    o["kind"] = e.kind == event_kind::note ? "note" : e.kind == event_kind::transfer ? "transfer" : "state";
+    if (e.kind == event_kind::transfer && e.transfer) {
+        o["object"] = e.transfer->object;
+        o["what"] = e.transfer->what;
+        o["done"] = e.transfer->done;
+        o["total"] = e.transfer->total;
+        o["finished"] = e.transfer->finished;
+        o["cached"] = e.transfer->cached;
+        return boost::json::serialize(o);
+    }
     o["state"] = state_name(e.state);
     if (auto* r = std::get_if<state::ready>(&e.state)) {
         if (r->ip && !r->ip->empty())

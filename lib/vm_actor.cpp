@@ -19,7 +19,8 @@ namespace vmrt::detail {
 namespace asio = boost::asio;
 using std::chrono::steady_clock;
 
-void manager_shared::publish(std::string vm, event_kind kind, vm_state state, std::string reason) {
+void manager_shared::publish(std::string vm, event_kind kind, vm_state state, std::string reason,
+                             std::optional<transfer_progress> transfer) {
     std::lock_guard lock(mutex);
     vm_event e;
     e.sequence = ++sequence;
@@ -28,6 +29,7 @@ void manager_shared::publish(std::string vm, event_kind kind, vm_state state, st
     e.vm = std::move(vm);
     e.state = std::move(state);
     e.reason = std::move(reason);
+    e.transfer = std::move(transfer);
     channel.publish(e);
 }
 

@@ -29,7 +29,8 @@ struct manager_shared {
 
     /// Assigns the next sequence number and publishes; the lock keeps sequence order equal to
     /// delivery order across strands.
-    void publish(std::string vm, event_kind kind, vm_state state, std::string reason);
+    void publish(std::string vm, event_kind kind, vm_state state, std::string reason,
+                 std::optional<transfer_progress> transfer = std::nullopt);
 
     std::mutex mutex;
     std::uint64_t sequence = 0;

@@ -54,6 +54,7 @@ vm_manager::vm_manager(executor_type ex, manager_options opts)
     : ex_(std::move(ex)), opts_(std::move(opts)),
       shared_(std::make_shared<detail::manager_shared>(opts_.event_queue_capacity)) {
     if (opts_.state_dir.empty()) opts_.state_dir = default_state_dir();
+    if (opts_.image_store.empty()) opts_.image_store = opts_.state_dir / "images";
     if (auto guest = hv::find_fake_guest_program())
         drivers_[backend_kind::fake] = hv::make_fake_driver(*guest);
     if (hv::find_qemu()) drivers_[backend_kind::qemu] = hv::make_qemu_driver();

@@ -18,6 +18,7 @@
 #include <vmrt/detail/async_op.hpp>
 #include <vmrt/driver.hpp>
 #include <vmrt/events.hpp>
+#include <vmrt/image/oci_pull.hpp>
 #include <vmrt/io/broadcast_channel.hpp>
 #include <vmrt/net/hybrid_vsock.hpp>
 #include <vmrt/net/l2_switch.hpp>
@@ -59,6 +60,8 @@ struct manager_options {
     std::filesystem::path state_dir;
     /// After SIGTERM, how long the VMM gets before SIGKILL.
     std::chrono::steady_clock::duration term_grace = std::chrono::seconds(5);
+    /// The OCI image store of async_pull_image. Empty: <state_dir>/images.
+    std::filesystem::path image_store;
     /// After SIGKILL, how long to wait for the exit before reporting errc::stop_failed.
     std::chrono::steady_clock::duration kill_grace = std::chrono::seconds(5);
     /// Console lines kept for Failed{serial_tail}.
@@ -222,6 +225,19 @@ public:
             token, std::move(name), port);
     }
 
+    /// Pulls an image into the manager's image store (options().image_store; see image::pull_image),
+    /// publishing its progress on the event stream: event_kind::transfer events for "image:<ref>",
+    /// one when each blob starts, at every tenth of it, and when it is done (or found already there).
+    /// Signature: void(error_code, image::pulled_image).
+    template <typename CompletionToken>
+    auto async_pull_image(std::string reference, image::pull_options options, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, image::pulled_image)>(
+            [this](auto h, std::string r, image::pull_options o) {
+                pull_impl(std::move(r), std::move(o), std::move(h));
+            },
+            token, std::move(reference), std::move(options));
+    }
+
     /// Listens for the guest's vsock connections to host port `port` (hybrid vsock: the VMM
     /// connects to `<spec.vsock.socket>_<port>`). errc::not_found for an unknown VM,
     /// errc::unsupported without a vsock device; the listener's errors otherwise.
@@ -318,6 +334,8 @@ private:
     void add_share_impl(std::string name, shared_dir_spec dir, device_handler h);
     void remove_device_impl(std::string name, std::string id,
                             boost::asio::any_completion_handler<void(error_code, std::string)> h);
+    void pull_impl(std::string reference, image::pull_options options,
+                   boost::asio::any_completion_handler<void(error_code, image::pulled_image)> h);
     void counters_impl(std::string name,
                        boost::asio::any_completion_handler<void(error_code, device_counters)> h);
     void vsock_impl(

@@ -11,6 +11,7 @@
 #include "support/test_support.hpp"
 
 #include <vmrt/image/oci_pull.hpp>
+#include <vmrt/vm_manager.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -96,6 +97,46 @@ BOOST_AUTO_TEST_CASE(an_image_is_pulled_verified_and_tagged_then_served_from_the
         BOOST_TEST(again.blobs_downloaded == 0u);
         BOOST_TEST(again.blobs_cached == 4u);
         BOOST_TEST(again.bytes_downloaded == 0u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(the_manager_pulls_into_its_store_with_progress_on_the_event_stream) {
+    registry_server reg;
+    const auto img = push_demo(reg);
+    vmrt::manager_options mo;
+    mo.state_dir = dir / "state";
+    vmrt::vm_manager manager(ctx.get_executor(), mo);
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto sub = manager.subscribe();
+        auto [ec, pulled] = co_await manager.async_pull_image(reg.host_port() + "/demo/app:v1", options(reg),
+                                                              asio::as_tuple(asio::use_awaitable));
+        BOOST_TEST_REQUIRE(!ec, ec.message());
+        BOOST_TEST(pulled.manifest_digest == img.manifest.digest);
+        const std::string subject = "image:" + reg.host_port() + "/demo/app:v1";
+        std::map<std::string, std::vector<vmrt::transfer_progress>> by_blob;
+        for (;;) {
+            auto [sec, ev] = co_await sub.async_next(asio::as_tuple(asio::use_awaitable));
+            BOOST_TEST_REQUIRE(!sec);
+            BOOST_TEST(ev.vm == subject);
+            if (ev.kind == vmrt::event_kind::note) {
+                BOOST_TEST(ev.reason.find("pulled: manifest " + img.manifest.digest) != std::string::npos,
+                           ev.reason);
+                break;
+            }
+            BOOST_TEST_REQUIRE((ev.kind == vmrt::event_kind::transfer));
+            BOOST_TEST_REQUIRE(ev.transfer.has_value());
+            by_blob[ev.transfer->object].push_back(*ev.transfer);
+        }
+        for (const auto& l : img.layers) {
+            const auto& seen = by_blob[l.digest];
+            BOOST_TEST_REQUIRE(!seen.empty(), l.digest);
+            BOOST_TEST(seen.back().finished);
+            BOOST_TEST(seen.back().done == l.size);
+            BOOST_TEST(seen.size() <= 12u);  // a few per blob, not one per chunk
+        }
+        BOOST_TEST(by_blob[img.layers.back().digest].size() >= 3u);  // the 3 MiB layer shows progress
+        BOOST_TEST(
+            fs::exists(dir / "state" / "images" / "blobs" / "sha256" / digest_hex(img.manifest.digest)));
     });
 }
 

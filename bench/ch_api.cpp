@@ -16,6 +16,7 @@
 #include "hv/ch_api.hpp"
 
 #include "io/http_unix_client.hpp"
+#include "io/unix_listener.hpp"
 
 #include <vmrt/io/process.hpp>
 
@@ -95,20 +96,6 @@ std::filesystem::path double_program() {
 #else
     throw std::runtime_error("set VMRT_FAKE_CLOUD_HYPERVISOR to vmrt-fake-cloud-hypervisor");
 #endif
-}
-
-// The API socket is bound and listening before the double starts (`--api-socket fd=N`), as the CH
-// driver does it, so no request races its start-up; curl reaches it through the same path.
-int listening_socket(const std::filesystem::path& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (fd < 0 || path.string().size() >= sizeof addr.sun_path)
-        throw std::runtime_error("socket path too long");
-    std::memcpy(addr.sun_path, path.c_str(), path.string().size());
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0)
-        throw std::runtime_error("binding " + path.string() + ": " + std::strerror(errno));
-    return fd;
 }
 
 // A VM whose vm.info is about as large as a real one (disks, nets, a vsock, a console). No virtio-fs
@@ -229,14 +216,19 @@ int main(int argc, char** argv) {
     // The double is spawned outside the coroutine (GCC 12 and braced string lists in coroutine
     // bodies); io::process kills and reaps it if the bench fails half-way.
     try {
-        int listen_fd = listening_socket(socket_path);
+        // Bound before the double starts (`--api-socket fd=N`), as the CH driver does it: no
+        // request races its start-up; curl reaches it through the same path.
+        auto listener = vmrt::io::listen_unix(socket_path, 64);
+        if (!listener)
+            throw std::runtime_error("binding " + socket_path.string() + ": " + listener.error().message());
+        const int listen_fd = listener->get();
         vmrt::io::process_options opts;
         opts.program = double_program();
         opts.args = {"--api-socket", "fd=" + std::to_string(listen_fd)};
         opts.inherited_fds = {listen_fd};
         opts.log_file = work.path / "ch.log";
         vmm = vmrt::io::process::spawn(ctx.get_executor(), opts);
-        ::close(listen_fd);  // the double holds its own copy
+        listener->reset();  // the double holds its own copy
     } catch (const std::exception& e) {
         std::cerr << "ch_api: starting the CH double: " << e.what() << "\n";
         return 1;

@@ -15,9 +15,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,13 +57,10 @@ struct launch_state {
 // §10.2): a socket file nobody listens on is a leftover of a crashed VMM and is removed.
 void clear_stale_vsock(const vm_spec& s) {
     if (!s.vsock) return;
-    struct stat st {};
-    if (::lstat(s.vsock->socket.c_str(), &st) != 0) return;
-    if (!S_ISSOCK(st.st_mode))
-        fail("the vsock socket path " + s.vsock->socket.string() + " exists and is not a socket");
-    auto probe = io::connect_unix(s.vsock->socket);
-    if (probe) fail("the vsock socket " + s.vsock->socket.string() + " is in use by another VMM");
-    ::unlink(s.vsock->socket.c_str());
+    auto stale = io::remove_stale_socket(s.vsock->socket);
+    if (!stale && stale.error().value() == EADDRINUSE)
+        fail("the vsock socket " + s.vsock->socket.string() + " is in use by another VMM");
+    if (!stale) fail("the vsock socket path " + s.vsock->socket.string() + " exists and is not a socket");
 }
 
 // The result of the start-up calls, as a value: the awaitable operator || waits for the first

@@ -1,5 +1,7 @@
 #include "hv/virtiofsd_sidecar.hpp"
 
+#include "io/unix_listener.hpp"
+
 #include <vmrt/error.hpp>
 #include <vmrt/io/process.hpp>
 #include <vmrt/io/unique_fd.hpp>
@@ -64,7 +66,6 @@ using state = virtiofsd_sidecar::state;
                 {.message = std::move(message), .vmm_stderr_tail = std::move(log_tail)});
 }
 
-std::string last_error_text() { return std::strerror(errno); }
 
 // ---- which daemon is it ----
 
@@ -138,42 +139,20 @@ std::optional<std::string> refusal(const virtiofsd_options& opts, std::optional<
 
 // ---- the socket ----
 
-sockaddr_un address_of(const std::filesystem::path& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.native().size() >= sizeof addr.sun_path) fail("socket path too long: " + path.string());
-    std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
-    return addr;
-}
-
-// A socket file left by an earlier run is removed; a live one (something accepts connections on
-// it) or anything that is not a socket is not ours to remove.
-void clear_stale_socket(const std::filesystem::path& path, const sockaddr_un& addr) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) return;
-    if (!S_ISSOCK(st.st_mode)) fail(path.string() + " exists and is not a socket");
-    unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
-        fail(path.string() + " is in use: something listens on it");
-    ::unlink(path.c_str());
-}
-
+// Bound before any daemon runs and kept across daemon restarts (a backlog for the VMM's reconnects
+// while one daemon replaces another). A stale socket is replaced; a live one or a non-socket is
+// refused (io::listen_unix).
 unique_fd listen_on(const std::filesystem::path& path, ino_t& inode) {
-    const auto addr = address_of(path);
-    clear_stale_socket(path, addr);
-    unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) fail("socket: " + last_error_text());
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
-        fail("cannot bind " + path.string() + ": " + last_error_text());
+    auto fd = io::listen_unix(path, 8);
+    if (!fd) {
+        const auto& ec = fd.error();
+        if (ec.value() == EADDRINUSE) fail(path.string() + " is in use: something listens on it");
+        if (ec.value() == EEXIST) fail(path.string() + " exists and is not a socket");
+        fail("cannot listen on " + path.string() + ": " + ec.message());
+    }
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) inode = st.st_ino;
-    // A backlog for the VMM's reconnects while one daemon replaces another.
-    if (::listen(fd.get(), 8) != 0) {
-        const auto why = last_error_text();
-        ::unlink(path.c_str());
-        fail("cannot listen on " + path.string() + ": " + why);
-    }
-    return fd;
+    return std::move(*fd);
 }
 
 // Removes the socket file if it is still the one we bound (not a successor's).

@@ -22,14 +22,19 @@ bool make_address(const std::filesystem::path& path, sockaddr_un& addr) {
 
 }  // namespace
 
+boost::system::result<void> remove_stale_socket(const std::filesystem::path& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return {};
+    if (!S_ISSOCK(st.st_mode)) return error_code(EEXIST, boost::system::system_category());
+    if (connect_unix(path)) return error_code(EADDRINUSE, boost::system::system_category());
+    ::unlink(path.c_str());
+    return {};
+}
+
 boost::system::result<unique_fd> listen_unix(const std::filesystem::path& path, int backlog) {
     sockaddr_un addr;
     if (!make_address(path, addr)) return error_code(ENAMETOOLONG, boost::system::system_category());
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) return error_code(EEXIST, boost::system::system_category());
-        ::unlink(path.c_str());  // a stale socket of an earlier run
-    }
+    if (auto stale = remove_stale_socket(path); !stale) return stale.error();
     unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (fd.get() < 0) return last_error();
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return last_error();

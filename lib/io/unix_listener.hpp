@@ -13,9 +13,13 @@
 
 namespace vmrt::io {
 
-/// Binds and listens (close-on-exec). A stale socket file at `path` (a crashed earlier run) is
-/// replaced; any other existing file is an error (EEXIST). ENAMETOOLONG if the path does not fit
-/// in sockaddr_un.
+/// Removes a socket file a crashed earlier run left at `path` (nothing accepts connections on it).
+/// Nothing there: success. EADDRINUSE if something listens on it, EEXIST if it is not a socket:
+/// neither is ours to remove.
+boost::system::result<void> remove_stale_socket(const std::filesystem::path& path);
+
+/// Binds and listens (close-on-exec), after remove_stale_socket (whose errors it returns).
+/// ENAMETOOLONG if the path does not fit in sockaddr_un.
 boost::system::result<unique_fd> listen_unix(const std::filesystem::path& path, int backlog = 16);
 
 /// A stream socket connected to `path` (blocking connect; immediate for a listening socket).

@@ -248,12 +248,7 @@ BOOST_AUTO_TEST_CASE(the_bearer_token_flow_fetches_a_token_from_the_realm) {
     claims.access.push_back({"demo/app", strings("pull", "push")});
     const auto token = make_registry_token(reg, claims);
     temp_dir nginx_dir;
-    const std::string server = "  server {\n    listen 127.0.0.1:" + std::to_string(token_port) +
-                               " ssl;\n    ssl_certificate " + reg.pki().valid.cert.string() +
-                               ";\n    ssl_certificate_key " + reg.pki().valid.key.string() +
-                               ";\n    location = /token { default_type application/json; return 200 "
-                               "'{\"token\":\"" +
-                               token + "\",\"expires_in\":300}'; }\n  }\n";
+    const std::string server = token_endpoint_server_block(reg, token_port, token);
     nginx_server nginx(ctx.get_executor(), nginx_dir.path(), server);
     run_coro(ctx, [&]() -> asio::awaitable<void> {
         std::vector<std::uint16_t> ports{token_port};

@@ -301,12 +301,7 @@ BOOST_AUTO_TEST_CASE(token_auth_accepts_tokens_signed_by_the_test_ca) {
     const auto other_repo = make_registry_token(reg, other_claims);
 
     temp_dir nginx_dir;
-    const std::string server = "  server {\n    listen 127.0.0.1:" + std::to_string(token_port) +
-                               " ssl;\n    ssl_certificate " + reg.pki().valid.cert.string() +
-                               ";\n    ssl_certificate_key " + reg.pki().valid.key.string() +
-                               ";\n    location = /token { default_type application/json; return 200 "
-                               "'{\"token\":\"" +
-                               token + "\"}'; }\n  }\n";
+    const std::string server = token_endpoint_server_block(reg, token_port, token);
     temp_dir layout;
     oci_image_builder b;
     const auto img = b.layer({file("hello", "bearer\n")}).write(layout.path(), "v1");

@@ -118,4 +118,12 @@ std::string make_registry_token(const registry_server& reg, const registry_token
     return input + "." + base64url(es256_sign(reg.pki().ca_key, input));
 }
 
+std::string token_endpoint_server_block(const registry_server& reg, std::uint16_t port,
+                                        const std::string& token) {
+    return "  server {\n    listen 127.0.0.1:" + std::to_string(port) + " ssl;\n    ssl_certificate " +
+           reg.pki().valid.cert.string() + ";\n    ssl_certificate_key " + reg.pki().valid.key.string() +
+           ";\n    location = /token { default_type application/json; return 200 '{\"token\":\"" + token +
+           "\",\"expires_in\":300}'; }\n  }\n";
+}
+
 }  // namespace vmrt::test

@@ -6,6 +6,7 @@
 #include "support/registry_env.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,11 @@ struct registry_token_claims {
 /// A JWT for `reg` (its token_auth's issuer and service), signed with the test CA's key.
 /// Throws std::runtime_error if the registry has no token auth or OpenSSL fails.
 std::string make_registry_token(const registry_server& reg, const registry_token_claims& claims);
+
+/// An nginx `server` block (for support/nginx_server) serving the token endpoint of `reg` on
+/// 127.0.0.1:`port` over TLS with the registry's certificate: every GET /token answers
+/// `{"token": <token>, "expires_in": 300}`. It checks neither scope nor credentials.
+std::string token_endpoint_server_block(const registry_server& reg, std::uint16_t port,
+                                        const std::string& token);
 
 }  // namespace vmrt::test

@@ -6,15 +6,23 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
+#include <array>
+#include <exception>
+#include <functional>
 #include <vector>
 
 namespace vmrt::image {
 
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
+
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -25,6 +33,10 @@ struct pull_state {
     registry_session& session;
     const pull_options& options;
     pulled_image& result;
+    /// The pull's own disk thread: writes, hashing and fsync of blobs run there, so the caller's
+    /// io_context is never blocked by the disk (a 100 MiB fsync takes ~60 ms here) and the next
+    /// chunk is received while the previous one is written.
+    asio::any_io_executor disk;
 
     void report(const pull_progress& p) const {
         if (options.progress) options.progress(p);
@@ -72,6 +84,47 @@ asio::awaitable<fetched_manifest> fetch_manifest(pull_state& st, const std::stri
     co_return m;
 }
 
+// Results as values, so that two steps run side by side with `&&` and neither one's exception
+// cuts the other short (the awaitable operators would cancel the partner).
+struct step_result {
+    std::exception_ptr error;
+};
+struct read_result {
+    std::size_t n = 0;
+    std::exception_ptr error;
+};
+
+// Runs a blocking store step on the disk thread and resumes on the caller's executor.
+asio::awaitable<step_result> on_disk(asio::any_io_executor disk, std::function<void()> step) {
+    auto body = [](std::function<void()> f) -> asio::awaitable<step_result> {
+        step_result r;
+        try {
+            f();
+        } catch (...) {
+            r.error = std::current_exception();
+        }
+        co_return r;
+    };
+    co_return co_await asio::co_spawn(disk, body(std::move(step)), asio::use_awaitable);
+}
+
+// Fills `into` (TLS hands the body over one 16 KiB record at a time), stopping early only at the
+// end of the body or at an error: one hand-over to the disk thread per full buffer, not per record.
+// Bytes received before an error come back with it, so they are written before the resume.
+asio::awaitable<read_result> read_chunk(io::http_response& response, asio::mutable_buffer into) {
+    read_result r;
+    try {
+        while (r.n < into.size()) {
+            const std::size_t n = co_await response.async_read_some(into + r.n);
+            if (n == 0) break;
+            r.n += n;
+        }
+    } catch (...) {
+        r.error = std::current_exception();
+    }
+    co_return r;
+}
+
 // One blob into the store: resumed where an earlier attempt (or process) stopped, verified by the
 // store's commit.
 asio::awaitable<void> fetch_blob(pull_state& st, descriptor d, std::string kind) {
@@ -89,7 +142,8 @@ asio::awaitable<void> fetch_blob(pull_state& st, descriptor d, std::string kind)
         co_return;
     }
     if (writer.resumed()) ++st.result.resumed;
-    std::vector<char> buffer(chunk_bytes);
+    std::array<std::vector<char>, 2> buffers;
+    for (auto& b : buffers) b.resize(chunk_bytes);
     unsigned resumes = 0;
     for (;;) {
         const std::uint64_t offset = writer.offset();
@@ -107,22 +161,45 @@ asio::awaitable<void> fetch_blob(pull_state& st, descriptor d, std::string kind)
                                         std::to_string(offset) + ", got Content-Range \"" +
                                         std::string(value.substr(0, 100)) + "\""});
         }
+        // Two buffers: chunk k is written (on the disk thread) while chunk k+1 is received.
         bool broken = false;
         std::string why;
+        std::size_t current = 0;
+        auto got = co_await read_chunk(response, asio::buffer(buffers[current]));
         for (;;) {
-            std::size_t n = 0;
-            try {
-                n = co_await response.async_read_some(asio::buffer(buffer));
-            } catch (const vmrt::error& e) {
-                if (e.code() != errc::incomplete_body && e.code() != errc::timeout) throw;
-                broken = true;
-                why = e.what();
+            // A full buffer and no error: the body may go on, so receive the next chunk meanwhile.
+            const bool full = !got.error && got.n == buffers[current].size();
+            const std::exception_ptr failure = got.error;
+            if (got.n > 0) {
+                const char* data = buffers[current].data();
+                const std::size_t n = got.n;
+                current ^= 1;
+                auto write = on_disk(st.disk, [&writer, data, n] { writer.write(data, n); });
+                step_result written;
+                if (full) {
+                    auto next = read_chunk(response, asio::buffer(buffers[current]));
+                    auto [w, received] = co_await (std::move(write) && std::move(next));
+                    written = std::move(w);
+                    got = std::move(received);
+                } else {
+                    written = co_await std::move(write);
+                }
+                if (written.error) std::rethrow_exception(written.error);
+                st.result.bytes_downloaded += n;
+                p.done = writer.offset();
+                st.report(p);
+                if (full) continue;
             }
-            if (broken || n == 0) break;
-            writer.write(buffer.data(), n);
-            st.result.bytes_downloaded += n;
-            p.done = writer.offset();
-            st.report(p);
+            if (failure) {
+                try {
+                    std::rethrow_exception(failure);
+                } catch (const vmrt::error& e) {
+                    if (e.code() != errc::incomplete_body && e.code() != errc::timeout) throw;
+                    broken = true;
+                    why = e.what();
+                }
+            }
+            break;
         }
         if (!broken) break;
         if (++resumes > st.options.max_resume_attempts)
@@ -132,7 +209,12 @@ asio::awaitable<void> fetch_blob(pull_state& st, descriptor d, std::string kind)
                                     std::to_string(writer.offset())});
         ++st.result.resumed;
     }
-    writer.commit();
+    // Size and digest check, fsync, rename and directory fsync: disk work, on the disk thread.
+    std::function<void()> commit = [&writer] {
+        writer.commit();
+    };
+    auto committed = co_await on_disk(st.disk, std::move(commit));
+    if (committed.error) std::rethrow_exception(committed.error);
     ++st.result.blobs_downloaded;
     p.done = d.size;
     p.finished = true;
@@ -173,7 +255,10 @@ asio::awaitable<pulled_image> pull_image(oci_store& store, image_reference refer
     auto ex = co_await asio::this_coro::executor;
     io::https_client client(ex, options.client);
     registry_session session(client, reference, credentials, options.retry);
-    pull_state st{store, session, options, result};
+    // Declared before anything that posts to it and joined when the pull ends; every disk step is
+    // awaited, so no step is pending then.
+    asio::thread_pool disk_thread(1);
+    pull_state st{store, session, options, result, disk_thread.get_executor()};
 
     auto top = co_await fetch_manifest(st, reference.reference(), reference.digest, std::nullopt);
     fetched_manifest chosen;

@@ -100,6 +100,19 @@ bool is_valid_vm_name(std::string_view name) noexcept { return is_simple_identif
 // virtiofs limits a tag to 36 bytes (the size of the tag field in its config space).
 bool is_valid_share_tag(std::string_view tag) noexcept { return is_simple_identifier(tag, 36); }
 
+// A directory name inside a share: what a guest file system takes as one name (NAME_MAX bytes).
+// Control characters are refused too: Apple's +[VZMultipleDirectoryShare validateName:error:]
+// rejects "characters unsafe for file systems" without listing them, and it still has the last
+// word when the apple-vz driver builds the share.
+bool is_valid_share_name(std::string_view name) noexcept {
+    constexpr std::size_t name_max = 255;
+    if (name.empty() || name.size() > name_max || name == "." || name == "..") return false;
+    return std::none_of(name.begin(), name.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return c == '/' || byte < 0x20 || byte == 0x7f;
+    });
+}
+
 // The kernel's dev_valid_name(). IFNAMSIZ is 16 with the NUL.
 bool is_valid_ifname(std::string_view name) noexcept {
     constexpr std::size_t max_ifname = 15;

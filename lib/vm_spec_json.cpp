@@ -19,7 +19,7 @@
 //   data_disks          [disk, ...]
 //   networks            [{kind: "tap", tap: string, mac: "xx:xx:xx:xx:xx:xx"},
 //                        {kind: "user", isolated: bool, mac: ...}, ...]
-//   shared_dirs         [{host_path: path, tag: string, read_only: bool}, ...]
+//   shared_dirs         [{host_path: path, tag: string, read_only: bool, share_name: string}, ...]
 //   vsock               {cid: integer, socket: path}
 //   netns               string
 //   machine_id          string of hex digits, two per byte ("0123abcd")
@@ -367,11 +367,17 @@ nic_spec read_nic(const field& f) {
 }
 
 shared_dir_spec read_shared_dir(const field& f, const fs::path& base_dir) {
-    const object_reader obj(f, {"host_path", "tag", "read_only"});
+    const object_reader obj(f, {"host_path", "tag", "read_only", "share_name"});
     shared_dir_spec dir;
     dir.host_path = read_path(obj.require("host_path"), base_dir);
     dir.tag = read_string(obj.require("tag"));
     if (auto v = obj.get("read_only")) dir.read_only = read_bool(*v);
+    if (auto v = obj.get("share_name")) {
+        // Empty means "no name" in C++; in JSON that is spelt by leaving the key out.
+        dir.share_name = read_string(*v);
+        if (dir.share_name.empty())
+            fail(v->path, "must not be empty (omit it for a directory of its own tag)");
+    }
     return dir;
 }
 

@@ -80,10 +80,13 @@ json::object spec_to_object(const vm_spec& spec) {
     }
     if (!spec.shared_dirs.empty()) {
         json::array dirs;
-        for (const auto& dir : spec.shared_dirs)
-            dirs.push_back(json::object{{"host_path", path_value(dir.host_path)},
-                                        {"tag", json::string_view(dir.tag)},
-                                        {"read_only", dir.read_only}});
+        for (const auto& dir : spec.shared_dirs) {
+            json::object d{{"host_path", path_value(dir.host_path)},
+                           {"tag", json::string_view(dir.tag)},
+                           {"read_only", dir.read_only}};
+            if (!dir.share_name.empty()) d["share_name"] = json::string_view(dir.share_name);
+            dirs.push_back(std::move(d));
+        }
         o["shared_dirs"] = std::move(dirs);
     }
     if (spec.vsock) {

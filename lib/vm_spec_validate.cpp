@@ -174,12 +174,20 @@ void check_disks(problem_list& out, const vm_spec& spec) {
     if (spec.seed_iso) check("seed_iso", *spec.seed_iso);
 }
 
+// Tags are unique, except that several directories may share one tag when each has a distinct
+// share_name (apple-vz's VZMultipleDirectoryShare): the names become the subdirectories of the
+// tag's mount, so an entry without a name, or a name used twice, would be ambiguous.
 void check_shared_dirs(problem_list& out, const vm_spec& spec) {
-    std::map<std::string, std::string> tags;  // tag -> field of its first use
+    std::map<std::string, std::size_t> first_of_tag;                   // tag -> index of its first entry
+    std::map<std::pair<std::string, std::string>, std::string> names;  // (tag, share_name) -> field
     for (std::size_t i = 0; i < spec.shared_dirs.size(); ++i) {
         const auto& dir = spec.shared_dirs[i];
         const std::string at = element("shared_dirs", i);
         check_exists(out, at + ".host_path", dir.host_path, accept::directory);
+        if (!dir.share_name.empty() && !is_valid_share_name(dir.share_name))
+            out.add(at + ".share_name", "must be a file name of 1 to 255 bytes without '/' or control "
+                                        "characters, not \".\" or \"..\", found " +
+                                            quote(dir.share_name));
         if (!is_valid_share_tag(dir.tag)) {
             out.add(at + ".tag",
                     "must be 1 to 36 characters from [A-Za-z0-9._-] starting with a letter or digit, "
@@ -187,9 +195,20 @@ void check_shared_dirs(problem_list& out, const vm_spec& spec) {
                         quote(dir.tag));
             continue;
         }
-        auto [it, inserted] = tags.emplace(dir.tag, at + ".tag");
-        if (!inserted)
-            out.add(at + ".tag", "duplicate tag " + quote(dir.tag) + ", also used by " + it->second);
+        auto [first, inserted] = first_of_tag.emplace(dir.tag, i);
+        const auto& first_dir = spec.shared_dirs[first->second];
+        if (!inserted && (dir.share_name.empty() || first_dir.share_name.empty())) {
+            out.add(at + ".tag", "duplicate tag " + quote(dir.tag) + ", also used by " +
+                                     element("shared_dirs", first->second) +
+                                     ".tag (directories may share a tag only if each has a distinct "
+                                     "\"share_name\")");
+            continue;
+        }
+        if (dir.share_name.empty()) continue;
+        auto [name, fresh] = names.emplace(std::pair(dir.tag, dir.share_name), at + ".share_name");
+        if (!fresh)
+            out.add(at + ".share_name", "duplicate share_name " + quote(dir.share_name) + " in tag " +
+                                            quote(dir.tag) + ", also used by " + name->second);
     }
 }
 

@@ -71,6 +71,11 @@ struct shared_dir_spec {
     std::filesystem::path host_path;
     std::string tag;  ///< virtiofs tag: [A-Za-z0-9][A-Za-z0-9._-]{0,35}
     bool read_only = false;
+    /// Several directories behind one tag (apple-vz: VZMultipleDirectoryShare): the guest sees
+    /// `host_path` as the subdirectory `share_name` of the tag's mount. Entries may repeat a tag
+    /// only if each of them has a distinct share_name. Empty: the directory is the tag's only
+    /// share and is the mount itself. QEMU and Cloud Hypervisor refuse it.
+    std::string share_name;
 };
 
 struct vsock_spec {
@@ -158,6 +163,9 @@ std::optional<backend_kind> parse_backend(std::string_view name) noexcept;
 
 bool is_valid_vm_name(std::string_view name) noexcept;
 bool is_valid_share_tag(std::string_view tag) noexcept;
+/// A shared_dir_spec::share_name: a single file name as the guest will see it, 1 to 255 bytes
+/// (NAME_MAX), no '/' or NUL, not "." or "..".
+bool is_valid_share_name(std::string_view name) noexcept;
 /// A Linux interface name as the kernel's dev_valid_name() accepts it (what `ip link` and
 /// TUNSETIFF take): 1 to 15 bytes, no '/', ':' or whitespace, not "." or "..".
 bool is_valid_ifname(std::string_view name) noexcept;

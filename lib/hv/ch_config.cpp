@@ -58,6 +58,12 @@ std::optional<spec_error> check_spec_for_ch(const vm_spec& s, bool virtiofsd_rea
                                                  "tap NIC"};
     }
     for (std::size_t i = 0; i < s.shared_dirs.size(); ++i)
+        if (!s.shared_dirs[i].share_name.empty())
+            return spec_error{at("shared_dirs", i) + ".share_name",
+                              "Cloud Hypervisor's virtiofs device exports one directory per tag; give each "
+                              "directory its own tag (several directories behind one tag need the "
+                              "apple-vz backend)"};
+    for (std::size_t i = 0; i < s.shared_dirs.size(); ++i)
         if (s.shared_dirs[i].read_only && !virtiofsd_read_only)
             return spec_error{at("shared_dirs", i) + ".read_only",
                               "the installed virtiofsd cannot export a directory read-only"};

@@ -155,6 +155,12 @@ boost::system::result<std::vector<std::string>, spec_error> build_qemu_args(cons
         }
 
         for (std::size_t i = 0; i < s.shared_dirs.size(); ++i) {
+            // One vhost-user-fs device serves one directory per tag; several directories behind
+            // a tag are an apple-vz feature (VZMultipleDirectoryShare).
+            if (!s.shared_dirs[i].share_name.empty())
+                return refuse("shared_dirs[" + std::to_string(i) + "].share_name",
+                              "QEMU's virtiofs device exports one directory per tag; give each directory "
+                              "its own tag (several directories behind one tag need the apple-vz backend)");
             if (i >= rt.virtiofs_sockets.size())
                 return refuse("shared_dirs", "internal: no virtiofsd socket");
             const std::string id = "fs" + std::to_string(i);

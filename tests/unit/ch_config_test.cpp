@@ -124,6 +124,10 @@ BOOST_AUTO_TEST_CASE(what_ch_cannot_do_is_refused_by_field) {
     BOOST_TEST(refusal(s) == "shared_dirs[0].read_only");
     BOOST_TEST(!ch::check_spec_for_ch(s, true).has_value());  // a virtiofsd that can
     s = base();
+    s.shared_dirs.push_back({.host_path = "/srv", .tag = "srv"});
+    s.shared_dirs.push_back({.host_path = "/opt", .tag = "srv", .share_name = "opt"});
+    BOOST_TEST(refusal(s) == "shared_dirs[1].share_name");
+    s = base();
     s.boot = vmrt::boot_mode::uefi;
     BOOST_TEST(refusal(s) == "firmware");
     s = base();

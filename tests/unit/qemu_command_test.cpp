@@ -185,6 +185,17 @@ BOOST_AUTO_TEST_CASE(fields_qemu_cannot_honour_are_refused_by_name) {
     auto s5 = base_spec();
     s5.name = "bad\nname";
     BOOST_TEST(!vmrt::hv::build_qemu_args(s5, runtime()).has_value());
+
+    // Several directories behind one tag are an apple-vz feature.
+    auto s6 = base_spec();
+    s6.shared_dirs.push_back({.host_path = "/srv/a", .tag = "data", .share_name = "a"});
+    auto rt6 = runtime();
+    rt6.virtiofs_sockets = {"/run/vm1/fs0.sock"};
+    auto r6 = vmrt::hv::build_qemu_args(s6, rt6);
+    BOOST_TEST_REQUIRE(!r6.has_value());
+    BOOST_TEST(r6.error().field == "shared_dirs[0].share_name");
+    s6.shared_dirs[0].share_name.clear();
+    BOOST_TEST(vmrt::hv::build_qemu_args(s6, rt6).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(cpu_hotplug_room_and_control_channel) {

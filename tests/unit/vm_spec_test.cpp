@@ -80,7 +80,7 @@ std::string first_difference(const vm_spec& a, const vm_spec& b) {
     add("seed_iso", describe_optional(a.seed_iso, path_of), describe_optional(b.seed_iso, path_of));
     add("networks", list(a.networks, describe_nic), list(b.networks, describe_nic));
     const auto share = [](const vmrt::shared_dir_spec& s) {
-        return s.host_path.native() + " " + s.tag + (s.read_only ? " ro" : " rw");
+        return s.host_path.native() + " " + s.tag + (s.read_only ? " ro" : " rw") + " name=" + s.share_name;
     };
     add("shared_dirs", list(a.shared_dirs, share), list(b.shared_dirs, share));
     const auto vsock = [](const vmrt::vsock_spec& v) {
@@ -127,7 +127,7 @@ const std::string full_spec_json = R"({
     {"kind": "tap", "tap": "tap0", "mac": "52:54:00:12:34:56"},
     {"tap": "tap1"}
   ],
-  "shared_dirs": [{"host_path": "share", "tag": "share0", "read_only": true}],
+  "shared_dirs": [{"host_path": "share", "tag": "share0", "read_only": true, "share_name": "www"}],
   "vsock": {"cid": 42, "socket": "run/vsock.sock"},
   "serial_log": "logs/serial.log",
   "netns": "vmrt-web",
@@ -413,6 +413,7 @@ BOOST_AUTO_TEST_CASE(full_spec_parses) {
     BOOST_TEST(s.shared_dirs[0].host_path == "/srv/vms/web/share");
     BOOST_TEST(s.shared_dirs[0].tag == "share0");
     BOOST_TEST(s.shared_dirs[0].read_only);
+    BOOST_TEST(s.shared_dirs[0].share_name == "www");
     BOOST_TEST_REQUIRE(s.vsock.has_value());
     BOOST_TEST(s.vsock->cid == 42u);
     BOOST_TEST(s.vsock->socket == "/srv/vms/web/run/vsock.sock");
@@ -486,6 +487,30 @@ BOOST_AUTO_TEST_CASE(round_trip_of_cpp_spec_with_awkward_values) {
     vm_spec d;
     d.name = "d";
     BOOST_TEST(first_difference(parse_ok(vmrt::spec_to_json(d)), d) == "");
+}
+
+BOOST_AUTO_TEST_CASE(share_name_round_trip) {
+    vm_spec s;
+    s.name = "x";
+    s.shared_dirs.push_back({.host_path = "/srv/a", .tag = "data", .share_name = "alpha"});
+    s.shared_dirs.push_back(
+        {.host_path = "/srv/b", .tag = "data", .read_only = true, .share_name = "b \"2\""});
+    s.shared_dirs.push_back({.host_path = "/srv/c", .tag = "own"});
+    const auto json = vmrt::spec_to_json(s);
+    BOOST_TEST(json.find("\"share_name\": \"alpha\"") != std::string::npos);
+    // An unnamed directory is written without the key, as it is read.
+    const auto own = json.find("\"own\"");
+    BOOST_TEST_REQUIRE(own != std::string::npos);
+    BOOST_TEST(json.find("share_name", own) == std::string::npos);
+    const auto back = parse_ok(json, "/");
+    BOOST_TEST(first_difference(back, s) == "");
+    BOOST_TEST(back.shared_dirs[1].share_name == "b \"2\"");
+    BOOST_TEST(back.shared_dirs[2].share_name.empty());
+
+    expect_error(full_spec_with("/shared_dirs/0/share_name", ""), "shared_dirs[0].share_name",
+                 {"must not be empty"});
+    expect_error(full_spec_with("/shared_dirs/0/share_name", 3), "shared_dirs[0].share_name",
+                 {"expected a string"});
 }
 
 BOOST_AUTO_TEST_CASE(spec_to_json_writes_fd_nics_that_json_cannot_read_back) {
@@ -861,6 +886,57 @@ BOOST_AUTO_TEST_CASE(shared_dirs) {
         v.spec.shared_dirs[1].tag = "share0";
         expect_problem(v.spec, "shared_dirs[1].tag", "also used by shared_dirs[0].tag");
     }
+}
+
+// Several directories may share a tag only when each has a distinct share_name.
+BOOST_AUTO_TEST_CASE(shared_dirs_share_names) {
+    struct row {
+        std::string what;
+        std::vector<std::pair<std::string, std::string>> tag_and_name;  // one per shared_dirs entry
+        std::string field;                                              ///< "" : valid
+        std::string fragment;
+    };
+    const std::vector<row> rows = {
+        {"distinct names in one tag", {{"data", "a"}, {"data", "b"}}, "", ""},
+        {"a name on a tag of its own", {{"data", "a"}, {"logs", ""}}, "", ""},
+        {"one name in two tags", {{"data", "a"}, {"logs", "a"}}, "", ""},
+        {"the later entry has no name",
+         {{"data", "a"}, {"data", ""}},
+         "shared_dirs[1].tag",
+         "distinct \"share_name\""},
+        {"the first entry has no name",
+         {{"data", ""}, {"data", "b"}},
+         "shared_dirs[1].tag",
+         "also used by shared_dirs[0].tag"},
+        {"a name used twice",
+         {{"data", "a"}, {"data", "a"}},
+         "shared_dirs[1].share_name",
+         "also used by shared_dirs[0].share_name"},
+        {"a slash", {{"data", "a/b"}, {"logs", ""}}, "shared_dirs[0].share_name", "file name"},
+        {"a dot-dot", {{"data", ".."}, {"logs", ""}}, "shared_dirs[0].share_name", "file name"},
+        {"a control character", {{"data", "a\nb"}, {"logs", ""}}, "shared_dirs[0].share_name", "file name"},
+        {"too long",
+         {{"data", std::string(256, 'n')}, {"logs", ""}},
+         "shared_dirs[0].share_name",
+         "255 bytes"},
+    };
+    for (const auto& r : rows) {
+        BOOST_TEST_CONTEXT(r.what) {
+            valid_on_disk v;
+            for (std::size_t i = 0; i < r.tag_and_name.size(); ++i) {
+                v.spec.shared_dirs.at(i).tag = r.tag_and_name[i].first;
+                v.spec.shared_dirs.at(i).share_name = r.tag_and_name[i].second;
+            }
+            if (r.field.empty())
+                BOOST_TEST(vmrt::validate_spec(v.spec).empty(), list_problems(vmrt::validate_spec(v.spec)));
+            else
+                expect_problem(v.spec, r.field, r.fragment);
+        }
+    }
+    BOOST_TEST(vmrt::is_valid_share_name("caf\xc3\xa9 2"));
+    BOOST_TEST(vmrt::is_valid_share_name(std::string(255, 'n')));
+    BOOST_TEST(!vmrt::is_valid_share_name(""));
+    BOOST_TEST(!vmrt::is_valid_share_name("."));
 }
 
 BOOST_AUTO_TEST_CASE(networks) {

@@ -50,6 +50,8 @@ objc_object* autorelease(objc_object* obj) noexcept {
 
 namespace vmrt::objc::sim {
 
+id autorelease(id obj) noexcept { return detail::autorelease(obj); }
+
 long autoreleased_without_pool() { return detail::without_pool.load(); }
 
 std::size_t pending_autoreleases() {

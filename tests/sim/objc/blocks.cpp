@@ -69,7 +69,7 @@ void install_block_classes() {
                     return self;
                 })
         .method("release", [](self_t<> self) { _Block_release(self.obj); })
-        .method("autorelease", [](self_t<> self) -> id { return autorelease(self); })
+        .method("autorelease", [](self_t<> self) -> id { return autorelease(self.obj); })
         .done();
     stack_block_class = class_def<>("__NSStackBlock__", "NSBlock").done();
     malloc_block_class = class_def<>("__NSMallocBlock__", "NSBlock").done();

@@ -90,7 +90,7 @@ void install_nsobject() {
                     return self;
                 })
         .method("release", [](self_t<> self) { release_instance(self); })
-        .method("autorelease", [](self_t<> self) -> id { return autorelease(self); })
+        .method("autorelease", [](self_t<> self) -> id { return autorelease(self.obj); })
         .method("retainCount",
                 [](self_t<> self) -> NSUInteger {
                     return static_cast<NSUInteger>(

@@ -35,6 +35,11 @@
 //   -description, -copy; a method defined with the same selector overrides the inherited one.
 // * class_def<P>::extend("Name") adds or replaces methods of an existing class (P must be that
 //   class's payload type, or void).
+// * Inside a method, read Foundation arguments with the layer's helpers (objc::to_string,
+//   objc::url_path, objc::array_items, objc::number_int64, objc::file_handle_fd...), call blocks
+//   with objc::invoke_block<R, A...>(block, args...) after _Block_copy'ing any you keep, and hand out
+//   errors made with sim::make_ns_error. Results follow Cocoa's rules: return +0 from getters, +1
+//   from alloc/new/copy/init, and autorelease (sim::autorelease) what a convenience constructor creates.
 // * Methods must not throw: callers on a Mac are Objective-C frames. Misuse is reported with
 //   sim::detail::fatal (prints and aborts, like an uncaught NSException); for conditions a test wants
 //   to check, record them in the payload or a captured object and assert afterwards.
@@ -222,6 +227,9 @@ template <class P>
 P* payload(id obj) noexcept {
     return static_cast<P*>(detail::payload_at(obj, detail::type_tag<P>()));
 }
+
+/// [obj autorelease] for simulated methods that return an object their caller does not own.
+id autorelease(id obj) noexcept;
 
 // --- looking into the runtime -------------------------------------------------------------------
 

@@ -143,7 +143,9 @@ struct callable_literal {
         new (static_cast<callable_literal*>(dst)->capture)
             owner(static_cast<callable_literal*>(src)->captured());
     }
-    static void dispose_helper(void* src) { static_cast<callable_literal*>(src)->captured().~owner(); }
+    static void dispose_helper(void* src) {
+        std::destroy_at(&static_cast<callable_literal*>(src)->captured());
+    }
 
     static const block_abi::descriptor_with_helpers* descriptor() {
         static const block_abi::descriptor_with_helpers d{0, sizeof(callable_literal), &copy_helper,
@@ -176,12 +178,13 @@ block<Sig> make_block(F&& fn) {
     on_stack.head.reserved = 0;
     on_stack.head.invoke = reinterpret_cast<void (*)()>(&literal::invoke);
     on_stack.head.descriptor = literal::descriptor();
-    new (on_stack.capture) typename literal::owner(std::make_shared<callable>(std::forward<F>(fn)));
+    using owner = typename literal::owner;
+    new (on_stack.capture) owner(std::make_shared<callable>(std::forward<F>(fn)));
 
     void* heap = ::_Block_copy(&on_stack);
     // The stack literal's scope ends here: destroy its capture, as compiled code does at the end of
     // the enclosing scope. The heap copy holds its own owner.
-    on_stack.captured().~owner();
+    std::destroy_at(&on_stack.captured());
     if (!heap) throw std::bad_alloc();
     return block<Sig>::adopt(heap);
 }

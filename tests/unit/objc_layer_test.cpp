@@ -284,6 +284,18 @@ BOOST_AUTO_TEST_CASE(selectors_are_interned_and_cached) {
     BOOST_TEST(start != sel("stopWithCompletionHandler:"));
 }
 
+BOOST_AUTO_TEST_CASE(type_encodings_describe_the_c_types) {
+    const std::string b = std::is_same_v<BOOL, bool> ? "B" : "c";
+    BOOST_TEST((objc::method_type_encoding<void, id>() == "v24@0:8@16"));
+    BOOST_TEST((objc::method_type_encoding<BOOL, SEL>() == b + "24@0:8:16"));
+    BOOST_TEST((objc::method_type_encoding<id, const id*, NSUInteger>() == "@32@0:8r^@16Q24"));
+    // Integer arguments narrower than int count as int-sized in the offsets (clang's rule).
+    BOOST_TEST((objc::method_type_encoding<void, int, BOOL, double>() == "v32@0:8i16" + b + "20d24"));
+    BOOST_TEST((objc::method_type_encoding<void*, const char*, const void*, std::uint32_t, Class>() ==
+                "^v44@0:8r*16r^v24I32#36"));
+    BOOST_TEST(objc::block_type_encoding<void>() == "v8@?0");
+}
+
 BOOST_AUTO_TEST_CASE(a_missing_class_is_null_and_availability_follows_the_runtime) {
     BOOST_TEST((objc::cls("NSString") != nullptr));
     BOOST_TEST((objc::cls("NSString") == objc::cls<"NSString">()));

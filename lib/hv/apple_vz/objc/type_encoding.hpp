@@ -27,50 +27,44 @@ inline constexpr bool always_false = false;
 template <class T>
 std::string type_code() {
     using U = std::remove_cv_t<T>;
-    if constexpr (std::is_void_v<U>)
-        return "v";
-    else if constexpr (std::is_same_v<U, id>)
-        return "@";
-    else if constexpr (std::is_same_v<U, Class>)
-        return "#";
-    else if constexpr (std::is_same_v<U, SEL>)
-        return ":";
-    else if constexpr (std::is_same_v<U, bool>)
-        return "B";
-    else if constexpr (std::is_same_v<U, char> || std::is_same_v<U, signed char>)
-        return "c";
-    else if constexpr (std::is_same_v<U, unsigned char>)
-        return "C";
-    else if constexpr (std::is_same_v<U, short>)
-        return "s";
-    else if constexpr (std::is_same_v<U, unsigned short>)
-        return "S";
-    else if constexpr (std::is_same_v<U, int>)
-        return "i";
-    else if constexpr (std::is_same_v<U, unsigned int>)
-        return "I";
-    else if constexpr (std::is_same_v<U, long> || std::is_same_v<U, long long>)
-        return "q";
-    else if constexpr (std::is_same_v<U, unsigned long> || std::is_same_v<U, unsigned long long>)
-        return "Q";
-    else if constexpr (std::is_same_v<U, float>)
-        return "f";
-    else if constexpr (std::is_same_v<U, double>)
-        return "d";
-    else if constexpr (std::is_enum_v<U>)
+    if constexpr (std::is_enum_v<U>) {
         return type_code<std::underlying_type_t<U>>();
-    else if constexpr (std::is_same_v<U, const char*>)
+    } else if constexpr (std::is_same_v<U, const char*>) {
         return "r*";
-    else if constexpr (std::is_same_v<U, char*>)
+    } else if constexpr (std::is_same_v<U, char*>) {
         return "*";
-    else if constexpr (std::is_pointer_v<U>) {
+    } else if constexpr (std::is_pointer_v<U> && !std::is_same_v<U, id> && !std::is_same_v<U, Class> &&
+                         !std::is_same_v<U, SEL>) {
+        // "^" and the pointee's code, "r" first when it is const: `const id*` is "r^@". Pointers to
+        // anything without a code of its own (structs, functions) are described as `void*`.
         using pointee = std::remove_pointer_t<U>;
-        if constexpr (std::is_const_v<pointee>)
-            return "r^v";
+        using bare = std::remove_cv_t<pointee>;
+        const std::string prefix = std::is_const_v<pointee> ? "r^" : "^";
+        if constexpr (std::is_arithmetic_v<bare> || std::is_enum_v<bare> || std::is_same_v<bare, id> ||
+                      std::is_same_v<bare, Class> || std::is_same_v<bare, SEL>)
+            return prefix + type_code<bare>();
         else
-            return "^v";
-    } else
-        static_assert(detail::always_false<T>, "no Objective-C type encoding for this C++ type");
+            return prefix + "v";
+    } else {
+        // clang-format off
+        if constexpr (std::is_void_v<U>) return "v";
+        else if constexpr (std::is_same_v<U, id>) return "@";
+        else if constexpr (std::is_same_v<U, Class>) return "#";
+        else if constexpr (std::is_same_v<U, SEL>) return ":";
+        else if constexpr (std::is_same_v<U, bool>) return "B";
+        else if constexpr (std::is_same_v<U, char> || std::is_same_v<U, signed char>) return "c";
+        else if constexpr (std::is_same_v<U, unsigned char>) return "C";
+        else if constexpr (std::is_same_v<U, short>) return "s";
+        else if constexpr (std::is_same_v<U, unsigned short>) return "S";
+        else if constexpr (std::is_same_v<U, int>) return "i";
+        else if constexpr (std::is_same_v<U, unsigned int>) return "I";
+        else if constexpr (std::is_same_v<U, long> || std::is_same_v<U, long long>) return "q";
+        else if constexpr (std::is_same_v<U, unsigned long> || std::is_same_v<U, unsigned long long>) return "Q";
+        else if constexpr (std::is_same_v<U, float>) return "f";
+        else if constexpr (std::is_same_v<U, double>) return "d";
+        else static_assert(detail::always_false<T>, "no Objective-C type encoding for this C++ type");
+        // clang-format on
+    }
 }
 
 /// Bytes an argument of type T occupies in the encoding's offset arithmetic.

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <mutex>
 #include <string>
@@ -224,6 +225,24 @@ Class test_vm_class() {
 
 bool fd_is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1 || errno != EBADF; }
 
+/// Live instances of each simulated Foundation class, to compare before and after a test (other
+/// suites in the same process may keep objects of their own).
+class foundation_census {
+public:
+    foundation_census() {
+        for (const char* name : names) counts_.push_back(sim::live_instances(name));
+    }
+    void expect_unchanged() const {
+        for (std::size_t i = 0; i < std::size(names); ++i)
+            BOOST_TEST(sim::live_instances(names[i]) == counts_[i], names[i]);
+    }
+
+private:
+    static constexpr const char* names[] = {"NSString", "NSURL",    "NSArray", "NSDictionary",
+                                            "NSData",   "NSNumber", "NSError", "NSFileHandle"};
+    std::vector<long> counts_;
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(objc_layer_test)
@@ -381,6 +400,7 @@ BOOST_AUTO_TEST_CASE(a_block_has_the_block_abi_layout_and_signature) {
 }
 
 BOOST_AUTO_TEST_CASE(a_completion_handler_runs_on_another_thread_after_its_creator_returned) {
+    const foundation_census census;
     auto p = std::make_shared<probe>();
     strong error = sim::make_ns_error("VZErrorDomain", 3, "Invalid virtual machine state.");
     strong framework = objc::alloc_init(framework_class());
@@ -402,7 +422,7 @@ BOOST_AUTO_TEST_CASE(a_completion_handler_runs_on_another_thread_after_its_creat
     framework.reset();
     error.reset();
     BOOST_TEST(sim::live_instances("VmrtTestCompletionFramework") == 0);
-    BOOST_TEST(sim::live_instances("NSError") == 0);
+    census.expect_unchanged();
 }
 
 BOOST_AUTO_TEST_CASE(a_handler_released_without_a_call_destroys_its_callable_once) {
@@ -438,6 +458,7 @@ BOOST_AUTO_TEST_CASE(a_global_block_is_never_copied_or_freed) {
 }
 
 BOOST_AUTO_TEST_CASE(strings_round_trip_as_utf8) {
+    const foundation_census census;
     for (const std::string& text : {std::string("VZVirtualMachine"), std::string(""),
                                     std::string("gr\xC3\xBC\xC3\x9F"
                                                 "e \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x9A\x80"),
@@ -455,10 +476,11 @@ BOOST_AUTO_TEST_CASE(strings_round_trip_as_utf8) {
         BOOST_TEST(e.code() == vmrt::make_error_code(vmrt::errc::unsupported));
         BOOST_TEST(e.diag().message.find("\\xc3(") != std::string::npos);
     }
-    BOOST_TEST(sim::live_instances("NSString") == 0);
+    census.expect_unchanged();
 }
 
 BOOST_AUTO_TEST_CASE(file_urls_arrays_dictionaries_data_and_numbers_round_trip) {
+    const foundation_census census;
     {
         strong url = objc::ns_file_url("/var/vm/disk \xC3\xA9.img");
         BOOST_TEST(objc::url_path(url.get()) == "/var/vm/disk \xC3\xA9.img");
@@ -501,11 +523,11 @@ BOOST_AUTO_TEST_CASE(file_urls_arrays_dictionaries_data_and_numbers_round_trip) 
         BOOST_TEST(objc::is_equal(objc::ns_string("x").get(), objc::ns_string("x").get()));
         BOOST_TEST(!objc::is_equal(objc::ns_string("x").get(), nullptr));
     }
-    for (const char* name : {"NSString", "NSURL", "NSArray", "NSDictionary", "NSData", "NSNumber"})
-        BOOST_TEST(sim::live_instances(name) == 0, name);
+    census.expect_unchanged();
 }
 
 BOOST_AUTO_TEST_CASE(ns_errors_map_to_vmrt_errors_with_their_words) {
+    const foundation_census census;
     using vmrt::errc;
     using vmrt::make_error_code;
     {
@@ -539,8 +561,6 @@ BOOST_AUTO_TEST_CASE(ns_errors_map_to_vmrt_errors_with_their_words) {
         BOOST_TEST(info.code == 2);
         BOOST_TEST(info.underlying.size() == 1u);
     }
-    BOOST_TEST(sim::live_instances("NSError") == 0);
-    BOOST_TEST(sim::live_instances("NSDictionary") == 0);
 
     // The table: every VZErrorCode, then the other domains.
     const std::pair<NSInteger, vmrt::error_code> vz_table[] = {
@@ -568,9 +588,11 @@ BOOST_AUTO_TEST_CASE(ns_errors_map_to_vmrt_errors_with_their_words) {
     BOOST_TEST(objc::error_code_for("NSCocoaErrorDomain", 3072) == make_error_code(errc::cancelled));
     BOOST_TEST(objc::error_code_for("NSCocoaErrorDomain", 1) == make_error_code(errc::command_failed));
     BOOST_TEST(objc::error_code_for("NSOSStatusErrorDomain", -50) == make_error_code(errc::command_failed));
+    census.expect_unchanged();
 }
 
 BOOST_AUTO_TEST_CASE(a_runtime_created_delegate_calls_back_into_cpp) {
+    const foundation_census census;
     auto record = std::make_shared<delegate_record>();
     Class delegate_cls = delegate_class().get();
     BOOST_TEST(objc::cls("VmrtTestVirtualMachineDelegate") == delegate_cls);
@@ -604,7 +626,6 @@ BOOST_AUTO_TEST_CASE(a_runtime_created_delegate_calls_back_into_cpp) {
     BOOST_TEST(record->state_destructions == 1);
     BOOST_TEST(sim::live_instances("VmrtTestVirtualMachineDelegate") == 0);
     BOOST_TEST(sim::live_instances("VmrtTestVirtualMachine") == 0);
-    BOOST_TEST(sim::live_instances("NSError") == 0);
 
     // An instance made without make() has no state: its methods do nothing and answer zero.
     strong bare = objc::alloc_init(delegate_cls);
@@ -619,6 +640,7 @@ BOOST_AUTO_TEST_CASE(a_runtime_created_delegate_calls_back_into_cpp) {
     // A class never registered is disposed of by its builder, freeing the name.
     { objc::cpp_class_builder<delegate_state> abandoned("VmrtTestAbandonedDelegate"); }
     BOOST_CHECK_NO_THROW(objc::cpp_class_builder<delegate_state>("VmrtTestAbandonedDelegate"));
+    census.expect_unchanged();
 }
 
 BOOST_AUTO_TEST_CASE(a_built_class_adopts_a_protocol_the_runtime_knows) {
@@ -652,6 +674,7 @@ BOOST_AUTO_TEST_CASE(autorelease_pools_release_what_was_autoreleased_inside_them
 }
 
 BOOST_AUTO_TEST_CASE(the_layer_needs_no_pool_on_a_thread_without_one) {
+    const foundation_census census;
     const long without_pool_before = sim::autoreleased_without_pool();
     std::thread([] {
         strong url = objc::ns_file_url("/tmp/x");
@@ -662,11 +685,11 @@ BOOST_AUTO_TEST_CASE(the_layer_needs_no_pool_on_a_thread_without_one) {
         BOOST_TEST(sim::pending_autoreleases() == 0u);
     }).join();
     BOOST_TEST(sim::autoreleased_without_pool() == without_pool_before);
-    BOOST_TEST(sim::live_instances("NSString") == 0);
-    BOOST_TEST(sim::live_instances("NSURL") == 0);
+    census.expect_unchanged();
 }
 
 BOOST_AUTO_TEST_CASE(a_file_handle_closes_the_descriptor_it_owns) {
+    const foundation_census census;
     int fds[2];
     BOOST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
     vmrt::io::unique_fd read_end(fds[0]);
@@ -684,7 +707,7 @@ BOOST_AUTO_TEST_CASE(a_file_handle_closes_the_descriptor_it_owns) {
         BOOST_TEST(objc::file_handle_fd(borrowed.get()) == read_end.get());
     }
     BOOST_TEST(fd_is_open(read_end.get()));  // closeOnDealloc:NO leaves it to its owner
-    BOOST_TEST(sim::live_instances("NSFileHandle") == 0);
+    census.expect_unchanged();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -361,6 +361,7 @@ void objc_disposeClassPair(objc_class* cls) {
     if (it != reg().classes.end() && it->second == cls) reg().classes.erase(it);
     // The memory stays: a stale pointer must find a dead class, not freed memory.
     cls->disposed = cls->isa->disposed = true;
+    reg().disposed.push_back(cls);
 }
 
 BOOL class_addMethod(objc_class* cls, objc_selector* name, IMP imp, const char* types) {

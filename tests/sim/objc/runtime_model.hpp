@@ -86,6 +86,7 @@ struct protocol_object : objc_object {
 struct registry {
     std::shared_mutex mutex;  ///< guards every field below and every objc_class's mutable fields
     std::unordered_map<std::string, objc_class*> classes;  ///< by name: registered, or allocated and pending
+    std::vector<objc_class*> disposed;  ///< objc_disposeClassPair'd: kept, so stale pointers stay valid
     std::unordered_map<std::string, protocol_object*> protocols;
     std::deque<method_record> methods;  ///< stable addresses; replaced methods stay alive
     std::multiset<std::string> hidden_classes;

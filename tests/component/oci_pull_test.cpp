@@ -432,13 +432,13 @@ BOOST_AUTO_TEST_CASE(a_failed_pull_leaves_a_partial_that_the_next_pull_resumes) 
 
 // --- bearer tokens that stop being accepted mid-pull ---------------------------------------------
 
-/// Secrets of a pull, none of which may appear in an error message: the password, the Basic
-/// field made from it, and every token the token service issued.
+/// Secrets of a pull, none of which may appear in an error message: the password, its base64
+/// form sent to the token service (Basic), and every token the token service issued.
 std::vector<std::string> secrets_of(const faulty_tls_server& server, const std::string& password) {
     std::vector<std::string> secrets{password};
     for (const auto& t : server.token_requests()) {
         secrets.push_back(t.token);
-        if (!t.authorization.empty()) secrets.push_back(t.authorization);
+        if (t.authorization.starts_with("Basic ")) secrets.push_back(t.authorization.substr(6));
     }
     return secrets;
 }

@@ -43,7 +43,8 @@ asio::awaitable<io::http_response> registry_session::get(std::string path, http:
                                                          const std::vector<unsigned>& accepted) {
     const std::string url = ref_.registry_url() + "/v2/" + ref_.repository + "/" + path;
     const std::string what = "GET " + url;
-    unsigned challenges_answered = 0, busy = 0;
+    bool challenge_answered = false;
+    unsigned busy = 0;
     for (;;) {
         io::http_request request{.url = io::parse_https_url(url), .headers = headers};
         if (!authorization_.empty()) request.headers.set(http::field::authorization, authorization_);
@@ -51,12 +52,25 @@ asio::awaitable<io::http_response> registry_session::get(std::string path, http:
         const unsigned status = response.status();
         if (accepted_status(status, accepted)) co_return response;
 
-        if (status == 401 && challenges_answered < 2) {
-            // The first 401 asks for credentials; a later one means the token expired mid-pull.
-            ++challenges_answered;
+        if (status == 401 && !challenge_answered) {
+            // A 401 to the first request asks for credentials; a later one says that the token
+            // expired mid-pull (or that another request's refresh replaced it): answer it once.
+            challenge_answered = true;
             const auto challenge = std::string(response.headers()[http::field::www_authenticate]);
             co_await answer_challenge(challenge, what);
             continue;
+        }
+        if (status == 401) {
+            // Refused again right after the challenge was answered: the credentials, or the token
+            // the service has just issued for them, are not good for this repository. Another
+            // token would be refused too.
+            const std::string why =
+                authorization_.starts_with("Bearer ")
+                    ? "the registry refused the bearer token just issued by " + token_service_
+                    : "the registry refused the credentials configured for " + ref_.domain;
+            auto failure = co_await io::status_error_of(response, "authentication failed for " + ref_.domain +
+                                                                      "/" + ref_.repository + ": " + why);
+            throw failure;
         }
         if (io::is_retryable_status(status) && busy < retry_.max_retries) {
             auto demand = response.headers()[http::field::retry_after];
@@ -88,6 +102,9 @@ asio::awaitable<void> registry_session::answer_challenge(const std::string& head
         if (!credentials_.username.empty() || !credentials_.password.empty())
             token_request.headers.set(http::field::authorization, basic_authorization(credentials_));
         const std::string token_what = "token request to " + token_request.url.str();
+        // For messages: the service without the query (scope, service), never a credential.
+        token_service_ = token_request.url.origin() +
+                         token_request.url.target.substr(0, token_request.url.target.find('?'));
         auto response = co_await client_.async_send_following(std::move(token_request), 5);
         if (response.status() != 200) {
             auto failure = co_await io::status_error_of(response, token_what);
@@ -106,10 +123,6 @@ asio::awaitable<void> registry_session::answer_challenge(const std::string& head
                                     ": the registry asks for a user name and password (Basic), and none "
                                     "is configured for " +
                                     ref_.domain + " (docker login, or ~/.docker/config.json)"});
-        if (authorization_ == basic_authorization(credentials_))
-            throw error(
-                make_error_code(errc::http_status),
-                {.message = what + ": the registry refused the credentials configured for " + ref_.domain});
         authorization_ = basic_authorization(credentials_);
         co_return;
     }

@@ -1,7 +1,9 @@
 // Authenticated requests to one repository of an OCI registry (the distribution API /v2/):
 // the 401 challenge answered (Bearer: a token fetched from the realm, anonymously or with the
 // user's credentials; Basic: the credentials), a token that expires mid-pull fetched again on the
-// next 401, and 429 / transient 5xx asked again after Retry-After or a backoff (io/retry.hpp).
+// next 401 and the request repeated, and 429 / transient 5xx asked again after Retry-After or a
+// backoff (io/retry.hpp). One challenge per request: a 401 to a request that carried a token (or
+// credentials) fetched for it is final, an http_status_error 401 "authentication failed".
 // vm-rs ignored the challenge and could not pull anonymously from GHCR; this follows it.
 #pragma once
 
@@ -44,6 +46,7 @@ private:
     registry_credentials credentials_;
     io::retry_policy retry_;
     std::string authorization_;  // the Authorization value for the registry, once known
+    std::string token_service_;  // the realm the last token came from, for messages
     unsigned token_fetches_ = 0;
     unsigned busy_retries_ = 0;
 };

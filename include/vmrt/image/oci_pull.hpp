@@ -9,8 +9,9 @@
 // What a pull does:
 //  1. GET the manifest by tag or digest (Accept: OCI and Docker manifests and indexes), with the
 //     registry's authentication (registry_session: Bearer tokens, anonymous or with credentials
-//     from ~/.docker/config.json and credential helpers; Basic). The digest of the bytes received
-//     must equal a pinned `@sha256:` and the Docker-Content-Digest header when one is sent.
+//     from ~/.docker/config.json and credential helpers; Basic; a token refused mid-pull is
+//     fetched again and the request repeated). The digest of the bytes received must equal a
+//     pinned `@sha256:` and the Docker-Content-Digest header when one is sent.
 //  2. An index: the entry for `platform` (os/architecture/variant) is fetched by digest, and its
 //     bytes must hash to that digest and have the descriptor's size.
 //  3. The config and the layers are downloaded into the store, `parallel_blobs` at a time: each
@@ -22,9 +23,11 @@
 //     never names an incomplete image.
 //
 // Errors (vmrt::error): errc::digest_mismatch, errc::http_status (401/403/404 with the registry's
-// words), errc::unsupported (foreign or encrypted layers, unknown media types), errc::not_found
-// (no manifest for the platform, listing the platforms available), transport errors of
-// io::https_client. The executor must not run the pull on several threads at once (one strand).
+// words; a 401 to credentials or a token fetched just before is "authentication failed", with no
+// credential or token in the message), errc::unsupported (foreign or encrypted layers, unknown
+// media types), errc::not_found (no manifest for the platform, listing the platforms available),
+// transport errors of io::https_client. The executor must not run the pull on several threads at
+// once (one strand).
 #pragma once
 
 #include <vmrt/image/oci_manifest.hpp>

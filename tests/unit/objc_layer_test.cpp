@@ -485,6 +485,14 @@ BOOST_AUTO_TEST_CASE(file_urls_arrays_dictionaries_data_and_numbers_round_trip) 
         strong url = objc::ns_file_url("/var/vm/disk \xC3\xA9.img");
         BOOST_TEST(objc::url_path(url.get()) == "/var/vm/disk \xC3\xA9.img");
         BOOST_TEST(send<BOOL>(url, sel("isFileURL")));
+        strong share = objc::ns_directory_url("/Users/me/src/");
+        BOOST_TEST(objc::url_path(share.get()) == "/Users/me/src");
+        {
+            objc::autorelease_pool pool;  // -absoluteString's result is autoreleased
+            BOOST_TEST(objc::to_string(send<id>(share, sel("absoluteString"))) == "file:///Users/me/src/");
+            BOOST_TEST(objc::to_string(send<id>(url, sel("absoluteString"))) ==
+                       "file:///var/vm/disk%20%C3%A9.img");
+        }
         char cwd[4096];
         BOOST_REQUIRE(::getcwd(cwd, sizeof cwd));
         BOOST_TEST(objc::url_path(objc::ns_file_url("relative/efi.vars").get()) ==

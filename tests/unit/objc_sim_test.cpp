@@ -255,6 +255,7 @@ BOOST_AUTO_TEST_CASE(heap_blocks_count_references_across_threads) {
 
 BOOST_AUTO_TEST_CASE(pools_drain_nested_pools_and_late_autoreleases) {
     const long strings = sim::live_instances("NSString");
+    const std::size_t pending = sim::pending_autoreleases();
     void* outer = objc_autoreleasePoolPush();
     send<id, const char*>(objc::cls("NSString"), sel("stringWithUTF8String:"), "a");
     objc_autoreleasePoolPush();  // never popped itself: the outer pop takes it along
@@ -265,7 +266,7 @@ BOOST_AUTO_TEST_CASE(pools_drain_nested_pools_and_late_autoreleases) {
     BOOST_TEST(sim::live_instances("NSString") == strings + 3);
     objc_autoreleasePoolPop(outer);
     BOOST_TEST(sim::live_instances("NSString") == strings);
-    BOOST_TEST(sim::pending_autoreleases() == 0u);
+    BOOST_TEST(sim::pending_autoreleases() == pending);
 }
 
 BOOST_AUTO_TEST_CASE(a_thread_without_a_pool_releases_its_autoreleased_objects_when_it_ends) {

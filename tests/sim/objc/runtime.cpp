@@ -219,6 +219,8 @@ namespace vmrt::objc::sim {
 
 using namespace detail;
 
+void fatal(const std::string& what) noexcept { detail::fatal(what); }
+
 IMP find_method(id receiver, SEL sel) {
     if (!receiver) return nullptr;
     const method_record* m = detail::find_method(class_of(receiver), sel);

@@ -16,10 +16,9 @@
 //   };
 //   Class vm = sim::class_def<vm_payload>("VZVirtualMachine")            // superclass "NSObject"
 //       .method("initWithConfiguration:queue:",
-//               [](sim::self_t<vm_payload> self, id config, void* queue) -> id {
+//               [](sim::self_t<vm_payload> self, id config, void* /*queue*/) -> id {
 //                   self->configuration = objc::strong::retain(config);
-//                   return self;                 // an initializer returns self (or releases it and returns
-//                   nil)
+//                   return self;  // or, failing: release self and return nil
 //               })
 //       .method("state", [](sim::self_t<vm_payload> self) -> objc::NSInteger { return self->state; })
 //       .class_method("isSupported", [](Class) -> objc::BOOL { return objc::YES; })
@@ -41,12 +40,17 @@
 //   errors made with sim::make_ns_error. Results follow Cocoa's rules: return +0 from getters, +1
 //   from alloc/new/copy/init, and autorelease (sim::autorelease) what a convenience constructor creates.
 // * Methods must not throw: callers on a Mac are Objective-C frames. Misuse is reported with
-//   sim::detail::fatal (prints and aborts, like an uncaught NSException); for conditions a test wants
+//   sim::fatal (prints and aborts, like an uncaught NSException); for conditions a test wants
 //   to check, record them in the payload or a captured object and assert afterwards.
 // * A message to an unimplemented selector prints "-[Class selector]: unrecognized selector sent to
 //   instance 0x..." and aborts. sim::find_method answers the same question without aborting.
 // * Class names are process-wide and permanent, like on a Mac: define each class once (for example
 //   in a function with a static guard) and let tests reconfigure behaviour through captured state.
+//
+// Building: vmrt_objc_sim exists on Linux x86-64 only. The unit and component test executables
+// link it (and vmrt_apple_vz) there; test files named objc_*_test.cpp or vz_*_test.cpp are left out
+// of the build where it does not exist (tests/CMakeLists.txt). Class names are process-wide: prefix
+// test-only classes (the existing suites use VmrtTest*/VmrtSim*).
 //
 // Availability: sim::scoped_hidden_class / scoped_hidden_method make objc_getClass and
 // -respondsToSelector: (and dispatch) behave as on a macOS without that class or method.
@@ -230,6 +234,10 @@ P* payload(id obj) noexcept {
 
 /// [obj autorelease] for simulated methods that return an object their caller does not own.
 id autorelease(id obj) noexcept;
+
+/// Ends the program with "*** vmrt objc simulation: <what>" on stderr, as an uncaught NSException
+/// ends a Mac program: for API misuse a simulated framework would raise on.
+[[noreturn]] void fatal(const std::string& what) noexcept;
 
 // --- looking into the runtime -------------------------------------------------------------------
 

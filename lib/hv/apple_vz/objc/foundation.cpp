@@ -55,6 +55,11 @@ strong ns_file_url(const std::filesystem::path& path) {
     return alloc_init<id>(cls<"NSURL">(), sel<"initFileURLWithPath:">(), text.get());
 }
 
+strong ns_directory_url(const std::filesystem::path& path) {
+    strong text = ns_string(path.native());
+    return alloc_init<id, BOOL>(cls<"NSURL">(), sel<"initFileURLWithPath:isDirectory:">(), text.get(), YES);
+}
+
 std::string url_path(id ns_url) {
     if (!ns_url) return {};
     autorelease_pool pool;

@@ -32,6 +32,9 @@ std::string to_string(id ns_string);
 /// A file URL for `path` (-[NSURL initFileURLWithPath:]; a relative path is taken relative to the
 /// current directory, as Foundation does).
 strong ns_file_url(const std::filesystem::path& path);
+/// A file URL for the directory `path` (-[NSURL initFileURLWithPath:isDirectory:YES]): no file
+/// system access to find out, and a trailing slash, as VZSharedDirectory's URL has.
+strong ns_directory_url(const std::filesystem::path& path);
 /// The path of a file URL (-[NSURL path]); "" for nil.
 std::string url_path(id ns_url);
 

@@ -56,7 +56,10 @@ public:
     serial_queue& operator=(serial_queue&&) = delete;
     ~serial_queue();
 
-    /// Submits `fn` (dispatch_async_f). Thread-safe; never runs fn before returning.
+    /// Submits `fn` (dispatch_async_f). Thread-safe. fn never runs inline on the calling thread
+    /// (it may start on the queue before async() returns). On Apple each function runs inside its
+    /// own autorelease pool (DISPATCH_AUTORELEASE_FREQUENCY_WORK_ITEM); the thread-backed queue
+    /// knows nothing of Objective-C, so code that relies on a pool on both platforms pushes its own.
     void async(vmrt::detail::unique_function<void()> fn);
 
     /// True while the calling thread runs a function of this queue (dispatch_get_specific).

@@ -33,8 +33,10 @@
 #include <cerrno>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <functional>
 #include <future>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -172,6 +174,8 @@ struct child_end {
 child_end run_in_child(const std::function<void()>& body) {
     int fds[2];
     BOOST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    std::cout.flush();  // or the child's copy of the buffer could be written twice
+    std::fflush(nullptr);
     pid_t pid = ::fork();
     BOOST_REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -640,10 +644,13 @@ BOOST_AUTO_TEST_CASE(run_on_keeps_its_result_for_a_stopped_io_context_until_it_r
     int result = 0;
     bool done = false;
     auto body = [&]() -> asio::awaitable<void> {
-        result = co_await run_on(q, [gate = g.g] {
+        // A named fn: GCC 12 destroys a temporary lambda that owns a shared_ptr twice when it is
+        // created inside the co_await expression (TSan caught it here).
+        auto fn = [gate = g.g] {
             gate->wait();
             return 5;
-        });
+        };
+        result = co_await run_on(q, std::move(fn));
         done = true;
     };
     asio::co_spawn(ctx, body(), asio::detached);

@@ -56,7 +56,10 @@ public:
     serial_queue& operator=(serial_queue&&) = delete;
     ~serial_queue();
 
-    /// Submits `fn` (dispatch_async_f). Thread-safe; never runs fn before returning.
+    /// Submits `fn` (dispatch_async_f). Thread-safe. fn never runs inline on the calling thread
+    /// (it may start on the queue before async() returns). On Apple each function runs inside its
+    /// own autorelease pool (DISPATCH_AUTORELEASE_FREQUENCY_WORK_ITEM); the thread-backed queue
+    /// knows nothing of Objective-C, so code that relies on a pool on both platforms pushes its own.
     void async(vmrt::detail::unique_function<void()> fn);
 
     /// True while the calling thread runs a function of this queue (dispatch_get_specific).
@@ -150,6 +153,11 @@ struct pack_result<T> {
 /// waited for (the context's destructor blocks until it returns, so the coroutine's frames outlive
 /// it), and the result is dropped on the queue thread: nothing touches the destroyed context.
 /// `queue` must outlive the co_await.
+///
+/// GCC 12: give fn as a named local when it owns something (a shared_ptr, a handle):
+/// `auto fn = [p = ptr] {...}; co_await run_on(q, std::move(fn));`. A lambda temporary created
+/// inside the co_await expression is destroyed twice by GCC 12's coroutine lowering (ThreadSanitizer
+/// found it as a heap-use-after-free in this project's tests).
 template <typename F>
 auto run_on(serial_queue& queue, F fn) -> boost::asio::awaitable<std::invoke_result_t<F&>> {
     using R = std::invoke_result_t<F&>;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 namespace vmrt::image::detail {
@@ -21,7 +22,9 @@ std::optional<std::uint64_t> shared_extent_bytes(int fd, std::uint64_t size) {
     std::uint64_t shared = 0, start = 0;
     std::uint32_t flags = FIEMAP_FLAG_SYNC;
     while (start < size) {
-        *map = fiemap{};
+        // Zero the header only (a `fiemap{}` temporary would name the kernel's zero-length
+        // fm_extents[0], which -Wpedantic rejects under clang).
+        std::memset(map, 0, sizeof(fiemap));
         map->fm_start = start;
         map->fm_length = size - start;
         map->fm_flags = flags;

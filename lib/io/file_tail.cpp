@@ -63,7 +63,7 @@ file_id id_of(const struct stat& st) { return {st.st_dev, st.st_ino}; }
 
 }  // namespace
 
-struct file_tail::impl : std::enable_shared_from_this<impl>, detail::inotify_subscriber {
+struct file_tail::impl final : std::enable_shared_from_this<impl>, detail::inotify_subscriber {
     impl(executor_type ex, std::filesystem::path file);
 
     void start();

@@ -57,7 +57,7 @@ void process::impl::add_waiter(wait_handler h, std::optional<escalation_signals>
     }
     auto wait_id = next_waiter_id++;
     auto slot = h.get_cancellation_slot();
-    if (slot.is_connected()) slot.emplace<canceller>(weak_from_this(), wait_id);
+    if (slot.is_connected()) slot.assign(canceller{weak_from_this(), wait_id});
     auto list = waiters.lock();
     const bool idle = !list;
     if (idle) {

@@ -2,6 +2,8 @@
 // the test-facing registry of live machines (vz_sim_machine.hpp).
 #include "vz_sim_runtime_model.hpp"
 
+#include "vz_sim.hpp"
+
 #include "hv/apple_vz/objc/block.hpp"
 #include "hv/apple_vz/objc/foundation.hpp"
 
@@ -702,6 +704,7 @@ scoped_unsupported::scoped_unsupported() { detail::virtualization_supported = fa
 scoped_unsupported::~scoped_unsupported() { detail::virtualization_supported = true; }
 
 void install_runtime() {
+    install();  // the configuration classes (vz_sim.hpp)
     static std::once_flag once;
     std::call_once(once, [] {
         detail::install_socket_classes();

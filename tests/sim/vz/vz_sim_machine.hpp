@@ -129,7 +129,8 @@ public:
     ~scoped_unsupported();
 };
 
-/// Defines the runtime classes (once per process; idempotent and thread-safe).
+/// Defines the runtime classes, and the configuration classes (vz_sim.hpp install()), once per
+/// process; idempotent and thread-safe.
 void install_runtime();
 
 /// A message sent to a VM (or one of its runtime devices) off that VM's queue.

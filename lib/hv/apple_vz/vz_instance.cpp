@@ -27,8 +27,10 @@ namespace vmrt::hv::vz {
 
 namespace asio = boost::asio;
 using objc::BOOL;
+using objc::Class;
 using objc::id;
 using objc::NSInteger;
+using objc::SEL;
 using objc::sel;
 using objc::send;
 
@@ -332,7 +334,8 @@ asio::awaitable<machine_state> vz_instance::current_state() {
 asio::awaitable<exit_status> vz_instance::wait_exit() {
     auto st = state_;
     while (!st->ended) {
-        auto [ec] = co_await st->changed.async_wait(asio::as_tuple(asio::use_awaitable));
+        // The timer is a condition variable: it completes (operation_aborted) on every change.
+        co_await st->changed.async_wait(asio::as_tuple(asio::use_awaitable));
         auto cs = co_await asio::this_coro::cancellation_state;
         if (cs.cancelled() != asio::cancellation_type::none)
             throw boost::system::system_error(asio::error::operation_aborted);
@@ -566,16 +569,16 @@ asio::awaitable<vsock_listener> vz_instance::vsock_listen(std::uint32_t port) {
         // One listener per port (VZVirtioSocketDevice.h): an earlier one of this port is replaced,
         // and its delegate released below, which ends that listener's accept().
         send<void, id, std::uint32_t>(device, sel<"setSocketListener:forPort:">(), listener.get(), port);
-        const std::uint64_t id = m->next_listener++;
-        m->listeners[port] = vz_machine::listening{id, std::move(delegate)};
-        return id;
+        const std::uint64_t listener_id = m->next_listener++;
+        m->listeners[port] = vz_machine::listening{listener_id, std::move(delegate)};
+        return listener_id;
     };
-    const std::uint64_t id = co_await io::run_on(*queue_, std::move(fn));
+    const std::uint64_t listener_id = co_await io::run_on(*queue_, std::move(fn));
     auto registration = std::make_shared<listener_registration>();
     registration->queue = queue_ref_;
     registration->machine = machine_;
     registration->port = port;
-    registration->listener_id = id;
+    registration->listener_id = listener_id;
     auto ex = co_await asio::this_coro::executor;
     co_return vsock_listener(port, make_vsock_source(ex, std::move(receiver), port, std::move(registration)));
 }

@@ -292,7 +292,7 @@ std::string machine_identifier_of(id config) {
 // What a save file records and a restore compares: the machine's shape and identity.
 std::string fingerprint_of(id config) {
     std::ostringstream out;
-    out << "cpus=" << (responds_to(config, sel<"cpuCount">()) ? send<NSUInteger>(config, sel<"cpuCount">()) : 0)
+    out << "cpus=" << (responds_to(config, sel<"CPUCount">()) ? send<NSUInteger>(config, sel<"CPUCount">()) : 0)
         << " memory="
         << (responds_to(config, sel<"memorySize">()) ? send<unsigned long long>(config, sel<"memorySize">()) : 0)
         << " storage=" << count_of(config, "storageDevices") << " network=" << count_of(config, "networkDevices")
@@ -712,6 +712,35 @@ void install_runtime() {
         detail::define_vm_class();
     });
 }
+
+namespace {
+
+struct runtime_api {
+    const char* class_name;
+    const char* selector;
+    int macos;
+    bool arm64_only;
+};
+
+// API_AVAILABLE of VZVirtualMachine.h (macOS 26 SDK); save/restore sit inside `#if defined(__arm64__)`.
+constexpr runtime_api runtime_table[] = {
+    {"VZVirtualMachine", "stopWithCompletionHandler:", 12, false},
+    {"VZVirtualMachine", "canStop", 12, false},
+    {"VZVirtualMachine", "networkDevices", 12, false},
+    {"VZVirtualMachine", "saveMachineStateToURL:completionHandler:", 14, true},
+    {"VZVirtualMachine", "restoreMachineStateFromURL:completionHandler:", 14, true},
+};
+
+}  // namespace
+
+scoped_macos::scoped_macos(int major, bool apple_silicon) : configuration_(major, apple_silicon) {
+    install_runtime();
+    for (const auto& api : runtime_table)
+        if (api.macos > major || (api.arm64_only && !apple_silicon))
+            runtime_.push_back(std::make_unique<scoped_hidden_method>(api.class_name, api.selector));
+}
+
+scoped_macos::~scoped_macos() = default;
 
 std::vector<queue_violation> queue_violations() {
     std::lock_guard lock(rec().mutex);

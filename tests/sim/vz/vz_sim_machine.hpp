@@ -41,6 +41,7 @@
 #pragma once
 
 #include "sim/objc/sim.hpp"
+#include "sim/vz/vz_sim.hpp"
 
 #include <vmrt/io/unique_fd.hpp>
 
@@ -127,6 +128,24 @@ public:
     scoped_unsupported(const scoped_unsupported&) = delete;
     scoped_unsupported& operator=(const scoped_unsupported&) = delete;
     ~scoped_unsupported();
+};
+
+/// While alive, the whole simulated framework looks like Virtualization.framework on macOS `major`
+/// (11-14): the configuration classes as vz_sim.hpp's scoped_macos_version hides them, and the
+/// runtime's later methods - -[VZVirtualMachine stopWithCompletionHandler:], -canStop and
+/// -networkDevices (macOS 12), -saveMachineStateToURL:completionHandler: and
+/// -restoreMachineStateFromURL:completionHandler: (macOS 14, declared for arm64 only, so hidden too
+/// when `apple_silicon` is false).
+class scoped_macos {
+public:
+    explicit scoped_macos(int major, bool apple_silicon = true);
+    scoped_macos(const scoped_macos&) = delete;
+    scoped_macos& operator=(const scoped_macos&) = delete;
+    ~scoped_macos();
+
+private:
+    scoped_macos_version configuration_;
+    std::vector<std::unique_ptr<scoped_hidden_method>> runtime_;
 };
 
 /// Defines the runtime classes, and the configuration classes (vz_sim.hpp install()), once per

@@ -638,6 +638,31 @@ BOOST_AUTO_TEST_CASE(vsock_connects_to_the_guest_and_accepts_the_guests_connecti
     });
 }
 
+BOOST_AUTO_TEST_CASE(the_control_channel_relays_to_the_guests_console_port) {
+    auto s = spec("ctl");
+    s.control_channel = true;
+    const auto lines = vmrt::test::strings("ping\n", "again\n");
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        auto info = co_await start_ready(s);
+        BOOST_TEST_REQUIRE(!info.control_socket.empty());
+        BOOST_TEST(info.control_socket == info.run_dir / "control.sock");
+        // One client after the other, as on a serial port; the simulated guest echoes its port.
+        for (const auto& sent : lines) {
+            asio::local::stream_protocol::socket client(ex);
+            const asio::local::stream_protocol::endpoint where(info.control_socket.string());
+            co_await client.async_connect(where, asio::use_awaitable);
+            co_await asio::async_write(client, asio::buffer(sent), asio::use_awaitable);
+            std::string got(sent.size(), '\0');
+            co_await asio::async_read(client, asio::buffer(got), asio::use_awaitable);
+            BOOST_TEST(got == sent);
+        }
+        auto [ec, outcome] = co_await manager->async_stop("ctl", 5s, tuple_awaitable);
+        BOOST_TEST(!ec);
+        BOOST_TEST(!std::filesystem::exists(info.control_socket));  // gone with the VM
+    });
+}
+
 BOOST_AUTO_TEST_CASE(the_guests_own_stop_and_a_vm_error_are_events_from_the_delegate) {
     auto with_nic = spec("nic");
     with_nic.networks.push_back(vmrt::nic_spec{.kind = vmrt::nic_kind::user});

@@ -64,7 +64,10 @@ asio::awaitable<void> relay(std::shared_ptr<vz_control_relay::state> st) {
         asio::co_spawn(co_await asio::this_coro::executor, guest_to_host(st, shared_client),
                        [done](std::exception_ptr) { done->cancel(); });
         co_await copy(*shared_client, st->port, *shared_client);
-        // The client left (or the port failed): wait for the other direction to notice.
+        // The client left (or the port failed): the other direction still waits for the guest;
+        // stop that read (the port stays open for the next client) and wait for it to end.
+        boost::system::error_code ignored;
+        st->port.cancel(ignored);
         co_await done->async_wait(tuple);
         if (st->closed) co_return;
     }

@@ -312,6 +312,25 @@ void read_serial_attachment(machine_core& c, id config) {
     c.serial_append = !responds_to(attachment, sel<"append">()) || send<BOOL>(attachment, sel<"append">());
 }
 
+// The console port the guest serves (vz_plan.hpp control_port_name): the first port of any
+// console device named "org.vmrt.control" whose attachment is a VZFileHandleSerialPortAttachment.
+void read_control_port(machine_core& c, id config) {
+    for (const strong& device : items_of(config, "consoleDevices")) {
+        if (!responds_to(device.get(), sel<"ports">())) continue;
+        id ports = send<id>(device.get(), sel<"ports">());
+        const auto count = send<std::uint32_t>(ports, sel<"maximumPortCount">());
+        for (NSUInteger i = 0; i < count; ++i) {
+            id port = send<id, NSUInteger>(ports, sel<"objectAtIndexedSubscript:">(), i);
+            if (!port || objc::to_string(send<id>(port, sel<"name">())) != "org.vmrt.control") continue;
+            id attachment = send<id>(port, sel<"attachment">());
+            if (!attachment || !responds_to(attachment, sel<"fileHandleForReading">())) continue;
+            const int fd = file_handle_fd(send<id>(attachment, sel<"fileHandleForReading">()));
+            if (fd >= 0) c.control_port.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+            return;
+        }
+    }
+}
+
 std::uint64_t minimum_memory() {
     Class config_class = cls("VZVirtualMachineConfiguration");
     if (!config_class || !responds_to(config_class, sel<"minimumAllowedMemorySize">())) return 0;
@@ -450,6 +469,7 @@ Class define_vm_class() {
                                             : 0;
                     core->fingerprint = fingerprint_of(copy);
                     read_serial_attachment(*core, copy);
+                    read_control_port(*core, copy);
                     core->behaviour = current_behaviour();
                     make_runtime_devices(core, copy);
                     core->self = self;
@@ -524,6 +544,8 @@ Class define_vm_class() {
                                        c.boot = boot;
                                        c.console_written = false;
                                    }
+                                   // The guest's control service, once per VM (the port lives as long).
+                                   if (c.control_port) serve_echo(c, std::move(c.control_port));
                                    on_guest(c, b.boot_time, [boot](machine_core& core) { write_console(core, boot); });
                                    return std::nullopt;
                                });
@@ -673,6 +695,7 @@ Class define_vm_class() {
                                 core.console_written = console == "console 1";
                             }
                         }
+                        if (!problem && core.control_port) serve_echo(core, std::move(core.control_port));
                         strong underlying = reason ? make_error(*reason) : strong();
                         strong error = problem ? make_error(*problem, underlying.get()) : strong();
                         complete(done.get(), error.get());

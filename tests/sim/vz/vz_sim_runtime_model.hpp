@@ -46,6 +46,9 @@ struct machine_core : std::enable_shared_from_this<machine_core> {
     std::filesystem::path serial_file;  ///< the first serial port's file attachment (empty: none)
     bool serial_append = true;
     std::string fingerprint;  ///< what a save file records of the configuration
+    /// The guest's end of the console port named "org.vmrt.control" (a duplicate of the
+    /// VZFileHandleSerialPortAttachment's descriptor): the guest echoes what arrives there.
+    io::unique_fd control_port;
 
     mutable std::mutex mutex;  ///< guards everything below
     id self = nullptr;         ///< the VZVirtualMachine (not retained); nil once deallocated
@@ -103,6 +106,9 @@ strong make_network_device(const std::shared_ptr<machine_core>& core, id attachm
 void detach_network_device(id device);
 /// The current target of a balloon device.
 std::uint64_t balloon_target_of(id device);
+
+/// Starts an echo service on the guest's end of a stream (on the guest thread; it ends with the VM).
+void serve_echo(machine_core& c, io::unique_fd guest_end);
 
 /// The guest connects to host port `port` through `device` (on the VM's queue).
 boost::system::result<guest_connection> guest_connects(machine_core& core, id device, std::uint32_t port);

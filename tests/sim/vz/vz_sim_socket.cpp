@@ -92,21 +92,6 @@ asio::awaitable<void> echo(asio::local::stream_protocol::socket s) {
     }
 }
 
-// Starts an echo service on the guest's end of a stream (on the guest thread).
-void serve_echo(machine_core& c, io::unique_fd guest_end) {
-    std::lock_guard lock(c.mutex);
-    if (!c.guest) return;  // the VM is being torn down: the descriptor closes here
-    asio::io_context& ctx = c.guest->context();
-    asio::post(ctx, [&ctx, fd = std::make_shared<io::unique_fd>(std::move(guest_end))] {
-        asio::local::stream_protocol::socket s(ctx);
-        boost::system::error_code ec;
-        s.assign(asio::local::stream_protocol(), fd->get(), ec);
-        if (ec) return;
-        static_cast<void>(fd->release());
-        asio::co_spawn(ctx, echo(std::move(s)), asio::detached);
-    });
-}
-
 bool make_stream(io::unique_fd& a, io::unique_fd& b) {
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return false;
@@ -155,6 +140,21 @@ void connect_to_port(device self, std::uint32_t port, id handler_block) {
 }
 
 }  // namespace
+
+// Starts an echo service on the guest's end of a stream (on the guest thread).
+void serve_echo(machine_core& c, io::unique_fd guest_end) {
+    std::lock_guard lock(c.mutex);
+    if (!c.guest) return;  // the VM is being torn down: the descriptor closes here
+    asio::io_context& ctx = c.guest->context();
+    asio::post(ctx, [&ctx, fd = std::make_shared<io::unique_fd>(std::move(guest_end))] {
+        asio::local::stream_protocol::socket s(ctx);
+        boost::system::error_code ec;
+        s.assign(asio::local::stream_protocol(), fd->get(), ec);
+        if (ec) return;
+        static_cast<void>(fd->release());
+        asio::co_spawn(ctx, echo(std::move(s)), asio::detached);
+    });
+}
 
 strong make_socket_device(const std::shared_ptr<machine_core>& core) {
     strong d = alloc_init(cls(device_class));

@@ -23,6 +23,22 @@
 //
 // Play an older macOS with `scoped_macos_version v(12);` (hides every class and method newer than
 // macOS 12, via sim::scoped_hidden_class / scoped_hidden_method), or hide one class yourself.
+//
+// What the simulation checks (so a test can rely on it): initialisers with an `error:` argument fail
+// as Apple's do (nil + NSError, the out-parameter untouched on success): a disk image that cannot be
+// opened, an EFI variable store that exists (without AllowOverwrite) or cannot be created, a console
+// log that cannot be opened, Rosetta that is not installed; -[VZVirtualMachineConfiguration
+// validateWithError:] refuses (VZErrorDomain 2, "Invalid virtual machine configuration. <reason>"):
+// no boot loader, CPUCount or memorySize outside the class properties' range, memorySize not a
+// multiple of 1 MiB, an EFI boot loader without a store file or without the generic platform, a
+// storage device without attachment, a file-handle NIC whose socket is not a connected SOCK_DGRAM
+// socket or whose MTU is outside 1500...65535, a console port array whose maximumPortCount is not
+// larger than its highest index, more than one entropy / balloon / socket device, an invalid or
+// repeated virtio-fs tag, a virtio-fs device without a share (vz_sim_configuration.cpp).
+//
+// The VZVirtualMachine side (the driver helper's) belongs in this library too: its classes read
+// configurations through the getters above (or the payloads in vz_sim_model.hpp, private to
+// tests/sim/vz) and its installer is called from install() in vz_sim_knobs.cpp.
 #pragma once
 
 #include "hv/apple_vz/objc/runtime.hpp"

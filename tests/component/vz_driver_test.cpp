@@ -104,7 +104,7 @@ struct fixture {
     std::unique_ptr<vmrt::vm_manager> manager;
 
     fixture() {
-        vzsim::install_runtime();
+        vzsim::install();
         vzsim::clear_queue_violations();
         vzsim::clear_misuses();
         vmrt::test::write_file(dir / "vmlinux", "not a kernel: the simulated guest never reads it");

@@ -3,6 +3,7 @@
 #include "vz_sim_runtime_model.hpp"
 
 #include "vz_sim.hpp"
+#include "vz_sim_model.hpp"
 
 #include "hv/apple_vz/objc/block.hpp"
 #include "hv/apple_vz/objc/foundation.hpp"
@@ -706,6 +707,13 @@ Class define_vm_class() {
 
 }  // namespace
 
+// Called once, from install() (vz_sim_knobs.cpp), after the configuration classes.
+void install_runtime() {
+    install_socket_classes();
+    install_device_classes();
+    define_vm_class();
+}
+
 }  // namespace detail
 
 // ---- test-facing API -------------------------------------------------------------------------------
@@ -726,15 +734,6 @@ scoped_behaviour::~scoped_behaviour() {
 scoped_unsupported::scoped_unsupported() { detail::virtualization_supported = false; }
 scoped_unsupported::~scoped_unsupported() { detail::virtualization_supported = true; }
 
-void install_runtime() {
-    install();  // the configuration classes (vz_sim.hpp)
-    static std::once_flag once;
-    std::call_once(once, [] {
-        detail::install_socket_classes();
-        detail::install_device_classes();
-        detail::define_vm_class();
-    });
-}
 
 namespace {
 
@@ -757,7 +756,7 @@ constexpr runtime_api runtime_table[] = {
 }  // namespace
 
 scoped_macos::scoped_macos(int major, bool apple_silicon) : configuration_(major, apple_silicon) {
-    install_runtime();
+    install();
     for (const auto& api : runtime_table)
         if (api.macos > major || (api.arm64_only && !apple_silicon))
             runtime_.push_back(std::make_unique<scoped_hidden_method>(api.class_name, api.selector));

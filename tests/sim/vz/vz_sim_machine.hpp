@@ -2,7 +2,7 @@
 // devices it makes from its configuration — VZVirtioSocketDevice with VZVirtioSocketListener and
 // VZVirtioSocketConnection, VZVirtioTraditionalMemoryBalloonDevice, VZNetworkDevice — and a
 // simulated guest behind them. (The configuration classes are simulated next to these, in
-// tests/sim/vz, by their own files.)
+// tests/sim/vz, by their own files.) vz_sim.hpp's install() defines both sides.
 //
 // Faithful to Apple where a driver can observe it (VZVirtualMachine.h, VZVirtioSocketDevice.h,
 // VZVirtioSocketConnection.h, VZVirtioTraditionalMemoryBalloonDevice.h, VZVirtualMachineDelegate.h
@@ -147,10 +147,6 @@ private:
     scoped_macos_version configuration_;
     std::vector<std::unique_ptr<scoped_hidden_method>> runtime_;
 };
-
-/// Defines the runtime classes, and the configuration classes (vz_sim.hpp install()), once per
-/// process; idempotent and thread-safe.
-void install_runtime();
 
 /// A message sent to a VM (or one of its runtime devices) off that VM's queue.
 struct queue_violation {

@@ -148,8 +148,9 @@ struct fixture {
     }
 
     // The reasons of `vm`'s events until `done(event)`.
+    // `vm` by value: a coroutine keeps its parameters, not what a reference refers to.
     static asio::awaitable<std::vector<std::string>> reasons_until(vmrt::io::subscription<vmrt::vm_event>& sub,
-                                                                   const std::string& vm, auto done) {
+                                                                   std::string vm, auto done) {
         std::vector<std::string> seen;
         for (;;) {
             auto [ec, ev] = co_await sub.async_next(tuple_awaitable);
@@ -161,7 +162,7 @@ struct fixture {
     }
 
     static asio::awaitable<std::vector<std::string>> reasons_until_terminal(
-        vmrt::io::subscription<vmrt::vm_event>& sub, const std::string& vm) {
+        vmrt::io::subscription<vmrt::vm_event>& sub, std::string vm) {
         co_return co_await reasons_until(sub, vm, [](const vmrt::vm_event& ev) { return vmrt::is_terminal(ev.state); });
     }
 
@@ -461,6 +462,48 @@ BOOST_AUTO_TEST_CASE(kill_stops_the_vm_at_once) {
         BOOST_TEST_REQUIRE(std::holds_alternative<vmrt::state::stopped>(*st));
         BOOST_TEST(std::get<vmrt::state::stopped>(*st).status->signal == SIGKILL);
         BOOST_TEST(!m.alive());
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_uefi_vm_boots_with_its_variable_store_and_keeps_its_identity) {
+    auto s = spec("uefi");
+    s.boot = vmrt::boot_mode::uefi;
+    s.kernel.clear();
+    s.efi_variable_store = dir / "uefi.nvram";
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto sub = manager->subscribe();
+        co_await start_ready(s);
+        auto [ec, outcome] = co_await manager->async_stop("uefi", 5s, tuple_awaitable);
+        BOOST_TEST(!ec);
+        BOOST_TEST((outcome == vmrt::stop_outcome::clean));
+        auto reasons = co_await reasons_until_terminal(sub, "uefi");
+        BOOST_TEST(!any_of(reasons, "machine identifier made for this boot"));  // persisted, not fresh
+        BOOST_TEST(std::filesystem::exists(*s.efi_variable_store));
+        const auto identity_file = vz::machine_identifier_file(*s.efi_variable_store);
+        BOOST_TEST_REQUIRE(std::filesystem::exists(identity_file));
+        const auto identity = vmrt::test::read_file(identity_file);
+        // The second boot is the same machine: the store and the identity are reused as they are.
+        co_await start_ready(s);
+        BOOST_TEST(vmrt::test::read_file(identity_file) == identity);
+        co_await manager->async_stop("uefi", 5s, tuple_awaitable);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(what_vz_cannot_change_at_run_time_is_refused) {
+    vmrt::test::write_file(dir / "extra.img", std::string(1 << 16, '\0'));
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        co_await start_ready(spec("fixed"));
+        vmrt::disk_spec extra;  // a named local: GCC 12 miscompiles a braced temporary in a co_await
+        extra.path = dir / "extra.img";
+        auto [dec, disk] = co_await manager->async_add_disk("fixed", extra, tuple_awaitable);
+        BOOST_TEST((dec == vmrt::errc::unsupported), dec.message());
+        auto [cec, counters] = co_await manager->async_counters("fixed", tuple_awaitable);
+        BOOST_TEST((cec == vmrt::errc::unsupported), cec.message());
+        auto [bec, balloon] = co_await manager->async_resize_balloon("fixed", 256, tuple_awaitable);
+        BOOST_TEST((bec == vmrt::errc::unsupported), bec.message());  // no balloon in this spec
+        auto [vec, stream] = co_await manager->async_vsock_connect("fixed", 7, tuple_awaitable);
+        BOOST_TEST((vec == vmrt::errc::unsupported), vec.message());  // no vsock in this spec
+        co_await manager->async_kill("fixed", tuple_awaitable);
     });
 }
 

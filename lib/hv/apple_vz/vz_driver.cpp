@@ -117,7 +117,10 @@ private:
         }
         co_await instance.create(std::move(config.configuration));
         if (restoring)
-            co_await instance.restore(ctx.restore_from / save_file_name);
+        {
+            auto save_file = ctx.restore_from / save_file_name;
+            co_await instance.restore(std::move(save_file));
+        }
         else
             co_await instance.start();
         if (plan.balloon && plan.balloon->target_after_start_bytes && !restoring) {

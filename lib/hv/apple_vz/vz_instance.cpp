@@ -305,7 +305,7 @@ asio::awaitable<void> vz_instance::start() {
     if (control_) control_->start();
 }
 
-asio::awaitable<void> vz_instance::restore(const std::filesystem::path& save_file) {
+asio::awaitable<void> vz_instance::restore(std::filesystem::path save_file) {
     auto restore_vm = [file = save_file](id vm, id block) {
         objc::strong url = objc::ns_file_url(file);
         send<void, id, id>(vm, sel<"restoreMachineStateFromURL:completionHandler:">(), url.get(), block);

@@ -71,7 +71,7 @@ public:
     /// -startWithCompletionHandler:; an NSError is errc::vmm_start_failed.
     boost::asio::awaitable<void> start();
     /// -restoreMachineStateFromURL:completionHandler: then -resumeWithCompletionHandler: (macOS 14).
-    boost::asio::awaitable<void> restore(const std::filesystem::path& save_file);
+    boost::asio::awaitable<void> restore(std::filesystem::path save_file);
     /// targetVirtualMachineMemorySize of the balloon device; the size VZ reports, in bytes.
     boost::asio::awaitable<std::uint64_t> set_balloon_target(std::uint64_t bytes);
     void set_identity(identity id) { identity_ = std::move(id); }

@@ -249,7 +249,9 @@ public:
     template <typename CompletionToken>
     auto async_vsock_listen(std::string name, std::uint32_t port, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code, vsock_listener)>(
-            [this](auto h, std::string n, std::uint32_t p) { vsock_listen_impl(std::move(n), p, std::move(h)); },
+            [this](auto h, std::string n, std::uint32_t p) {
+                vsock_listen_impl(std::move(n), p, std::move(h));
+            },
             token, std::move(name), port);
     }
 

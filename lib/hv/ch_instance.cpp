@@ -278,7 +278,8 @@ private:
 
 asio::awaitable<vsock_listener> ch_instance::vsock_listen(std::uint32_t port) {
     if (!p_.spec.vsock)
-        throw error(make_error_code(errc::unsupported), {.message = "the VM has no vsock device", .field = "vsock"});
+        throw error(make_error_code(errc::unsupported),
+                    {.message = "the VM has no vsock device", .field = "vsock"});
     auto ex = co_await asio::this_coro::executor;
     auto listener = net::hybrid_vsock_listener::bind(ex, p_.spec.vsock->socket, port);
     co_return vsock_listener(port, std::make_unique<hybrid_vsock_source>(std::move(listener)));

@@ -376,7 +376,8 @@ BOOST_AUTO_TEST_CASE(shares_are_served_by_a_real_virtiofsd_restarted_across_gues
 
 BOOST_AUTO_TEST_CASE(vsock_streams_connect_to_the_guest_and_the_guest_connects_back) {
     scoped_env listen("VMRT_FAKE_CH_VSOCK_LISTEN", "1234");
-    scoped_env guest("VMRT_FAKE_CH_VSOCK_GUEST_CONNECT", "5000:hello from the guest;5001:hello, neutral listener");
+    scoped_env guest("VMRT_FAKE_CH_VSOCK_GUEST_CONNECT",
+                     "5000:hello from the guest;5001:hello, neutral listener");
     auto s = spec("vs");
     s.vsock = vmrt::vsock_spec{.cid = 3, .socket = dir / "vs.vsock"};
     run_coro(ctx, [&]() -> asio::awaitable<void> {

@@ -51,7 +51,9 @@ namespace {
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+bool contains(const std::string& text, const std::string& what) {
+    return text.find(what) != std::string::npos;
+}
 
 bool any_of(const std::vector<std::string>& lines, const std::string& what) {
     return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return contains(l, what); });
@@ -149,8 +151,8 @@ struct fixture {
 
     // The reasons of `vm`'s events until `done(event)`.
     // `vm` by value: a coroutine keeps its parameters, not what a reference refers to.
-    static asio::awaitable<std::vector<std::string>> reasons_until(vmrt::io::subscription<vmrt::vm_event>& sub,
-                                                                   std::string vm, auto done) {
+    static asio::awaitable<std::vector<std::string>>
+    reasons_until(vmrt::io::subscription<vmrt::vm_event>& sub, std::string vm, auto done) {
         std::vector<std::string> seen;
         for (;;) {
             auto [ec, ev] = co_await sub.async_next(tuple_awaitable);
@@ -161,9 +163,10 @@ struct fixture {
         }
     }
 
-    static asio::awaitable<std::vector<std::string>> reasons_until_terminal(
-        vmrt::io::subscription<vmrt::vm_event>& sub, std::string vm) {
-        co_return co_await reasons_until(sub, vm, [](const vmrt::vm_event& ev) { return vmrt::is_terminal(ev.state); });
+    static asio::awaitable<std::vector<std::string>>
+    reasons_until_terminal(vmrt::io::subscription<vmrt::vm_event>& sub, std::string vm) {
+        co_return co_await reasons_until(
+            sub, vm, [](const vmrt::vm_event& ev) { return vmrt::is_terminal(ev.state); });
     }
 
     // Waits (polling the simulation, which has no events of its own) until the simulated VM is in `s`.
@@ -248,7 +251,8 @@ BOOST_AUTO_TEST_CASE(the_queue_check_catches_a_message_sent_off_the_vms_queue) {
     }
     objc::send<void, std::uint32_t>(device, objc::sel("removeSocketListenerForPort:"), 5000);
     // And -initWithConfiguration:queue: itself, sent from another thread than the queue it names.
-    stray = objc::alloc_init<objc::id, void*>(objc::cls("VZVirtualMachine"), objc::sel("initWithConfiguration:queue:"),
+    stray = objc::alloc_init<objc::id, void*>(objc::cls("VZVirtualMachine"),
+                                              objc::sel("initWithConfiguration:queue:"),
                                               config.configuration.get(), queue.native_handle());
     seen = vzsim::queue_violations();
     BOOST_TEST_REQUIRE(seen.size() == 4u);
@@ -308,7 +312,8 @@ BOOST_AUTO_TEST_CASE(every_vz_state_maps_to_the_managers_state) {
                 auto ours = manager->state("states");
                 BOOST_TEST_REQUIRE(ours.has_value());
                 BOOST_TEST(same_kind(*ours, vz::to_vm_state(vz_state, ready)),
-                           "VZ " << vz::state_name(vz_state) << " but the manager says " << vmrt::to_string(*ours));
+                           "VZ " << vz::state_name(vz_state) << " but the manager says "
+                                 << vmrt::to_string(*ours));
             };
             asio::co_spawn(ex, manager->async_start(s, asio::use_awaitable), asio::detached);
             vzsim::machine m;
@@ -329,7 +334,8 @@ BOOST_AUTO_TEST_CASE(every_vz_state_maps_to_the_managers_state) {
             co_await until_vz_state(m, vzsim::machine_state::paused);
             check(m, ip);
 
-            asio::co_spawn(ex, manager->async_snapshot("states", snapshot, asio::use_awaitable), asio::detached);
+            asio::co_spawn(ex, manager->async_snapshot("states", snapshot, asio::use_awaitable),
+                           asio::detached);
             co_await until_vz_state(m, vzsim::machine_state::saving);
             check(m, ip);
             co_await until_vz_state(m, vzsim::machine_state::paused);
@@ -560,9 +566,8 @@ BOOST_AUTO_TEST_CASE(a_snapshot_is_saved_paused_and_restored_as_the_same_machine
         // The fresh identity is kept beside the save: the restored VM must be the same machine.
         const auto identity = vmrt::test::read_file(snap / "machine-identifier");
         BOOST_TEST(contains(*saved, "machine=" + identity.substr(0, identity.size() - 1)));
-        auto reasons = co_await reasons_until(sub, "saver", [](const vmrt::vm_event& ev) {
-            return contains(ev.reason, "snapshot saved");
-        });
+        auto reasons = co_await reasons_until(
+            sub, "saver", [](const vmrt::vm_event& ev) { return contains(ev.reason, "snapshot saved"); });
         BOOST_TEST(any_of(reasons, identity.substr(0, identity.size() - 1)));  // the note named it
         co_await manager->async_kill("saver", tuple_awaitable);
         BOOST_TEST(manager->remove("saver") == vmrt::error_code{});
@@ -648,7 +653,8 @@ BOOST_AUTO_TEST_CASE(vsock_connects_to_the_guest_and_accepts_the_guests_connecti
         BOOST_TEST_REQUIRE(guest.has_value());
         auto from_guest = co_await listener.accept();
         const std::string hello = "hello from the guest";
-        BOOST_TEST_REQUIRE(::write(guest->guest_end.get(), hello.data(), hello.size()) == ssize_t(hello.size()));
+        BOOST_TEST_REQUIRE(::write(guest->guest_end.get(), hello.data(), hello.size()) ==
+                           ssize_t(hello.size()));
         std::string got(hello.size(), '\0');
         co_await asio::async_read(from_guest, asio::buffer(got), asio::use_awaitable);
         BOOST_TEST(got == hello);
@@ -657,7 +663,8 @@ BOOST_AUTO_TEST_CASE(vsock_connects_to_the_guest_and_accepts_the_guests_connecti
         BOOST_TEST(::read(guest->guest_end.get(), back, 2) == 2);
         BOOST_TEST(std::string(back, 2) == "hi");
 
-        BOOST_TEST((m.guest_connect(5001).error() == boost::system::error_code(ECONNRESET, boost::system::system_category())));
+        BOOST_TEST((m.guest_connect(5001).error() ==
+                    boost::system::error_code(ECONNRESET, boost::system::system_category())));
         {
             auto gone = std::move(listener);  // destroyed: the port stops listening
         }
@@ -729,7 +736,8 @@ BOOST_AUTO_TEST_CASE(the_guests_own_stop_and_a_vm_error_are_events_from_the_dele
                                  "VZErrorDomain 7 The network attachment was disconnected."));
         BOOST_TEST(std::holds_alternative<vmrt::state::ready>(*manager->state("nic")));  // still running
 
-        m.fail({"VZErrorDomain", 1, "Internal Virtualization error. The virtual machine stopped unexpectedly."});
+        m.fail(
+            {"VZErrorDomain", 1, "Internal Virtualization error. The virtual machine stopped unexpectedly."});
         co_await reasons_until_terminal(sub, "nic");
         auto failed = manager->state("nic");
         BOOST_TEST_REQUIRE(std::holds_alternative<vmrt::state::failed>(*failed));
@@ -771,9 +779,8 @@ BOOST_AUTO_TEST_CASE(the_balloon_target_is_what_vz_reports) {
         auto [cec, clamped] = co_await manager->async_resize_balloon("balloon", 100, tuple_awaitable);
         BOOST_TEST_REQUIRE(!cec, cec.message());
         BOOST_TEST(clamped == 128u);
-        auto reasons = co_await reasons_until(sub, "balloon", [](const vmrt::vm_event& ev) {
-            return contains(ev.reason, "128 MiB");
-        });
+        auto reasons = co_await reasons_until(
+            sub, "balloon", [](const vmrt::vm_event& ev) { return contains(ev.reason, "128 MiB"); });
         BOOST_TEST(any_of(reasons, "balloon: the guest starts with 448 MiB"));
         co_await manager->async_kill("balloon", tuple_awaitable);
     });
@@ -845,7 +852,8 @@ BOOST_AUTO_TEST_CASE(macos_12_and_13_get_what_they_have_and_refuse_the_rest) {
             BOOST_TEST(any_of(reasons, "machine identifier made for this boot"));
 
             auto nvme = spec("nvme13");
-            nvme.root_disk = vmrt::disk_spec{.path = dir / "root.img", .interface = vmrt::disk_interface::nvme};
+            nvme.root_disk =
+                vmrt::disk_spec{.path = dir / "root.img", .interface = vmrt::disk_interface::nvme};
             auto [nec, ninfo] = co_await manager->async_start(nvme, tuple_awaitable);
             BOOST_TEST((nec == vmrt::errc::unsupported), nec.message());
             BOOST_TEST(ninfo.diag.field == "root_disk.interface");

@@ -96,7 +96,8 @@ const std::map<std::string, std::set<status>, std::less<>>& tier_powers() {
     static const std::map<std::string, std::set<status>, std::less<>> powers{
         {"unit", {status::unit_only}},
         {"component",
-         {status::unit_only, status::simulated_runtime, status::simulated_framework, status::protocol_double}},
+         {status::unit_only, status::simulated_runtime, status::simulated_framework,
+          status::protocol_double}},
         {"integration",
          {status::unit_only, status::simulated_runtime, status::simulated_framework, status::protocol_double,
           status::real_guest}},

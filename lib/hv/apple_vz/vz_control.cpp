@@ -75,8 +75,8 @@ asio::awaitable<void> relay(std::shared_ptr<vz_control_relay::state> st) {
 
 }  // namespace
 
-std::pair<std::unique_ptr<vz_control_relay>, io::unique_fd> vz_control_relay::open(asio::any_io_executor ex,
-                                                                                    std::filesystem::path socket) {
+std::pair<std::unique_ptr<vz_control_relay>, io::unique_fd>
+vz_control_relay::open(asio::any_io_executor ex, std::filesystem::path socket) {
     auto listening = io::listen_unix(socket);
     if (!listening)
         throw error(make_error_code(errc::vmm_start_failed),
@@ -109,7 +109,9 @@ vz_control_relay::~vz_control_relay() {
     ::unlink(state_->path.c_str());
 }
 
-void vz_control_relay::start() { asio::co_spawn(state_->listener.get_executor(), relay(state_), asio::detached); }
+void vz_control_relay::start() {
+    asio::co_spawn(state_->listener.get_executor(), relay(state_), asio::detached);
+}
 
 const std::filesystem::path& vz_control_relay::socket() const noexcept { return state_->path; }
 

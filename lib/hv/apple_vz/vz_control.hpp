@@ -21,7 +21,7 @@ public:
     /// Binds `socket` and makes the port's socket pair: the relay, and the VM's end (for
     /// vz_build_resources::control_port_fd; the configuration dups it). Throws vmrt::error.
     static std::pair<std::unique_ptr<vz_control_relay>, io::unique_fd> open(boost::asio::any_io_executor ex,
-                                                                             std::filesystem::path socket);
+                                                                            std::filesystem::path socket);
     vz_control_relay(const vz_control_relay&) = delete;
     vz_control_relay& operator=(const vz_control_relay&) = delete;
     /// Stops relaying, closes every socket and removes the socket file.

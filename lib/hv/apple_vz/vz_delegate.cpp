@@ -36,7 +36,9 @@ void attachment_disconnected(delegate_state& s, id vm, id device, id error) noex
     for (std::size_t i = 0; i < devices.size(); ++i)
         if (devices[i].get() == device) nic = "networks[" + std::to_string(i) + "]";
     std::string text =
-        objc::to_error(error, nic + ": Virtualization.framework disconnected its network attachment").diag().message;
+        objc::to_error(error, nic + ": Virtualization.framework disconnected its network attachment")
+            .diag()
+            .message;
     s.events->send({.kind = vz_event_kind::note, .text = std::move(text)});
 } catch (...) {
     // a note is not worth terminating for (Objective-C frames cannot unwind a C++ exception)
@@ -48,7 +50,8 @@ const objc::cpp_class<delegate_state>& delegate_class() {
         b.adopt_protocol("VZVirtualMachineDelegate");
         b.method<&guest_did_stop>("guestDidStopVirtualMachine:")
             .method<&did_stop_with_error>("virtualMachine:didStopWithError:")
-            .method<&attachment_disconnected>("virtualMachine:networkDevice:attachmentWasDisconnectedWithError:");
+            .method<&attachment_disconnected>(
+                "virtualMachine:networkDevice:attachmentWasDisconnectedWithError:");
         return b.finish();
     }();
     return c;

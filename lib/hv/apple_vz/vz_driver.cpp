@@ -64,7 +64,8 @@ public:
         return std::nullopt;
     }
 
-    asio::awaitable<std::unique_ptr<vm_instance>> launch(const vm_spec& requested, launch_context ctx) override {
+    asio::awaitable<std::unique_ptr<vm_instance>> launch(const vm_spec& requested,
+                                                         launch_context ctx) override {
         vm_spec spec = requested;
         const bool restoring = !ctx.restore_from.empty();
         if (restoring) {
@@ -75,11 +76,13 @@ public:
                                         "-[VZVirtualMachine restoreMachineStateFromURL:completionHandler:]"});
             // The saved machine had an identity made for its boot: the restored one must be it.
             if (!spec.machine_id)
-                if (auto saved = saved_machine_identifier(ctx.restore_from)) spec.machine_id = std::move(*saved);
+                if (auto saved = saved_machine_identifier(ctx.restore_from))
+                    spec.machine_id = std::move(*saved);
         }
         auto plan = make_vz_plan(spec, ctx.run_dir);
         if (!plan)
-            throw error(make_error_code(errc::unsupported), {.message = plan.error().message, .field = plan.error().field});
+            throw error(make_error_code(errc::unsupported),
+                        {.message = plan.error().message, .field = plan.error().field});
         objc::Class vm_class = objc::cls("VZVirtualMachine");
         if (!vm_class)
             throw error(make_error_code(errc::unsupported),
@@ -87,8 +90,9 @@ public:
         // "If virtualization is unavailable, no VZVirtualMachineConfiguration will validate": say so
         // plainly first.
         if (!objc::send<objc::BOOL>(vm_class, objc::sel<"isSupported">()))
-            throw error(make_error_code(errc::unsupported),
-                        {.message = "this Mac cannot run virtual machines (+[VZVirtualMachine isSupported] is NO)"});
+            throw error(
+                make_error_code(errc::unsupported),
+                {.message = "this Mac cannot run virtual machines (+[VZVirtualMachine isSupported] is NO)"});
 
         auto instance = std::make_unique<vz_instance>(ctx.executor, spec.name, opts_, ctx.note);
         vz_build_resources resources;
@@ -116,12 +120,10 @@ private:
                          hex(config.machine_identifier));
         }
         co_await instance.create(std::move(config.configuration));
-        if (restoring)
-        {
+        if (restoring) {
             auto save_file = ctx.restore_from / save_file_name;
             co_await instance.restore(std::move(save_file));
-        }
-        else
+        } else
             co_await instance.start();
         if (plan.balloon && plan.balloon->target_after_start_bytes && !restoring) {
             const auto kept = co_await instance.set_balloon_target(*plan.balloon->target_after_start_bytes);

@@ -20,10 +20,10 @@
 namespace vmrt::hv::vz {
 
 enum class vz_event_kind : std::uint8_t {
-    guest_stopped = 'G',         ///< -guestDidStopVirtualMachine:
-    stopped_with_error = 'E',    ///< -virtualMachine:didStopWithError: (text: the NSError)
-    stopped_by_host = 'H',       ///< a -stopWithCompletionHandler: of vmrt's ended the VM (signal: its kind)
-    note = 'N',                  ///< something worth an event (a NIC disconnected, a failed stop...)
+    guest_stopped = 'G',       ///< -guestDidStopVirtualMachine:
+    stopped_with_error = 'E',  ///< -virtualMachine:didStopWithError: (text: the NSError)
+    stopped_by_host = 'H',     ///< a -stopWithCompletionHandler: of vmrt's ended the VM (signal: its kind)
+    note = 'N',                ///< something worth an event (a NIC disconnected, a failed stop...)
 };
 
 struct vz_event {

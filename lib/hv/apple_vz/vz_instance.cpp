@@ -55,13 +55,15 @@ std::string state_text(id vm) {
 }
 
 error refused(const std::string& what, id vm) {
-    return error(make_error_code(errc::invalid_state),
-                 {.message = "cannot " + what + ": Virtualization.framework reports the VM " + state_text(vm)});
+    return error(
+        make_error_code(errc::invalid_state),
+        {.message = "cannot " + what + ": Virtualization.framework reports the VM " + state_text(vm)});
 }
 
 id the_vm(const vz_machine& m, const std::string& what) {
     if (!m.vm)
-        throw error(make_error_code(errc::invalid_state), {.message = "cannot " + what + ": the VM object is gone"});
+        throw error(make_error_code(errc::invalid_state),
+                    {.message = "cannot " + what + ": the VM object is gone"});
     return m.vm.get();
 }
 
@@ -76,8 +78,9 @@ id first_device(id vm, SEL getter, const char* class_name) {
 id socket_device(id vm) {
     id device = first_device(vm, sel<"socketDevices">(), "VZVirtioSocketDevice");
     if (!device)
-        throw error(make_error_code(errc::unsupported),
-                    {.message = "the VM has no virtio socket device (set \"vsock\" in its spec)", .field = "vsock"});
+        throw error(
+            make_error_code(errc::unsupported),
+            {.message = "the VM has no virtio socket device (set \"vsock\" in its spec)", .field = "vsock"});
     return device;
 }
 
@@ -171,10 +174,11 @@ bool save_restore_available() {
 
 struct vz_instance::strand_state {
     strand_state(asio::any_io_executor ex, io::unique_fd reader, std::function<void(std::string)> n)
-        : changed(ex, std::chrono::steady_clock::time_point::max()), events(ex, reader.release()), note(std::move(n)) {}
+        : changed(ex, std::chrono::steady_clock::time_point::max()), events(ex, reader.release()),
+          note(std::move(n)) {}
 
     std::optional<exit_status> ended;
-    std::string failure;  ///< the NSError of a VM that stopped with an error
+    std::string failure;         ///< the NSError of a VM that stopped with an error
     asio::steady_timer changed;  ///< cancelled when `ended` is set (a condition variable)
     asio::posix::stream_descriptor events;
     std::function<void(std::string)> note;
@@ -250,7 +254,9 @@ vz_instance::~vz_instance() {
 
 void vz_instance::set_control_relay(std::unique_ptr<vz_control_relay> relay) { control_ = std::move(relay); }
 
-std::filesystem::path vz_instance::control_socket() const { return control_ ? control_->socket() : std::filesystem::path(); }
+std::filesystem::path vz_instance::control_socket() const {
+    return control_ ? control_->socket() : std::filesystem::path();
+}
 
 std::string vz_instance::vmm_log_tail() const { return state_->failure; }
 
@@ -280,8 +286,8 @@ asio::awaitable<void> vz_instance::create(objc::strong configuration) {
                events = events_]() mutable {
         objc::autorelease_pool pool;
         // "The configuration is copied by the initializer": ours can go at once.
-        objc::strong vm = objc::alloc_init<id, void*>(objc::cls("VZVirtualMachine"),
-                                                      sel<"initWithConfiguration:queue:">(), config.get(), queue);
+        objc::strong vm = objc::alloc_init<id, void*>(
+            objc::cls("VZVirtualMachine"), sel<"initWithConfiguration:queue:">(), config.get(), queue);
         config.reset();
         if (!vm)
             throw error(make_error_code(errc::vmm_start_failed),
@@ -352,13 +358,15 @@ asio::awaitable<void> vz_instance::request_powerdown() {
         if (!send<BOOL>(vm, sel<"canRequestStop">())) throw refused("ask the guest to stop", vm);
         id ns_error = nullptr;
         if (!send<BOOL, id*>(vm, sel<"requestStopWithError:">(), &ns_error))
-            throw objc::to_error(ns_error, "ask the guest to stop (-[VZVirtualMachine requestStopWithError:])");
+            throw objc::to_error(ns_error,
+                                 "ask the guest to stop (-[VZVirtualMachine requestStopWithError:])");
     };
     co_await io::run_on(*queue_, std::move(fn));
 }
 
 asio::awaitable<bool> vz_instance::request_vmm_exit() {
-    note_("the guest did not power off in time: stopping the VM (-[VZVirtualMachine stopWithCompletionHandler:])");
+    note_("the guest did not power off in time: stopping the VM (-[VZVirtualMachine "
+          "stopWithCompletionHandler:])");
     io::foreign_completion<> done;
     auto fn = [m = machine_, events = events_, c = done.completer()] {
         objc::autorelease_pool pool;
@@ -375,8 +383,8 @@ asio::awaitable<bool> vz_instance::request_vmm_exit() {
                 return c();
             }
             try {
-                c.fail(std::make_exception_ptr(
-                    objc::to_error(ns_error, "stop the VM (-[VZVirtualMachine stopWithCompletionHandler:])")));
+                c.fail(std::make_exception_ptr(objc::to_error(
+                    ns_error, "stop the VM (-[VZVirtualMachine stopWithCompletionHandler:])")));
             } catch (...) {
                 c.fail(std::current_exception());
             }
@@ -392,7 +400,8 @@ asio::awaitable<bool> vz_instance::request_vmm_exit() {
             if (ec) return;
             c.fail(make_error_code(errc::timeout),
                    "-[VZVirtualMachine stopWithCompletionHandler:] did not complete within " +
-                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t).count()) + " ms");
+                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t).count()) +
+                       " ms");
         });
         co_await done.wait();
         co_return true;
@@ -482,7 +491,8 @@ asio::awaitable<std::uint64_t> vz_instance::set_balloon_target(std::uint64_t byt
     auto fn = [m = machine_, bytes]() -> std::uint64_t {
         objc::autorelease_pool pool;
         id vm = the_vm(*m, "resize the balloon");
-        id balloon = first_device(vm, sel<"memoryBalloonDevices">(), "VZVirtioTraditionalMemoryBalloonDevice");
+        id balloon =
+            first_device(vm, sel<"memoryBalloonDevices">(), "VZVirtioTraditionalMemoryBalloonDevice");
         if (!balloon)
             throw error(make_error_code(errc::unsupported),
                         {.message = "the VM has no memory balloon device (set \"balloon\" in its spec)",
@@ -501,8 +511,9 @@ asio::awaitable<std::uint64_t> vz_instance::resize_balloon(std::uint64_t target_
 asio::awaitable<void> vz_instance::save_snapshot(const std::filesystem::path& dir) {
     if (!save_restore_available())
         throw error(make_error_code(errc::unsupported),
-                    {.message = "saving a VM needs macOS 14 on Apple silicon: this Virtualization.framework has no "
-                                "-[VZVirtualMachine saveMachineStateToURL:completionHandler:]"});
+                    {.message =
+                         "saving a VM needs macOS 14 on Apple silicon: this Virtualization.framework has no "
+                         "-[VZVirtualMachine saveMachineStateToURL:completionHandler:]"});
     // VZ saves only a paused VM ("If the virtual machine is not paused, this operation will fail")
     // and leaves it paused, as vm_instance::save_snapshot promises.
     if (co_await current_state() == machine_state::running) co_await pause();
@@ -516,7 +527,8 @@ asio::awaitable<void> vz_instance::save_snapshot(const std::filesystem::path& di
                                save_vm);
     // A fresh identity is part of the machine: the restore must build the same one.
     if (!identity_.fresh_machine_identifier.empty())
-        io::write_file_atomically(dir / machine_identifier_file_name, hex(identity_.fresh_machine_identifier) + "\n");
+        io::write_file_atomically(dir / machine_identifier_file_name,
+                                  hex(identity_.fresh_machine_identifier) + "\n");
 }
 
 asio::awaitable<asio::local::stream_protocol::socket> vz_instance::vsock_connect(std::uint32_t port) {

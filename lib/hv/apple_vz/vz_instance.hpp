@@ -86,7 +86,8 @@ public:
     boost::asio::awaitable<void> resume() override;
     boost::asio::awaitable<std::uint64_t> resize_balloon(std::uint64_t target_mib) override;
     boost::asio::awaitable<void> save_snapshot(const std::filesystem::path& dir) override;
-    boost::asio::awaitable<boost::asio::local::stream_protocol::socket> vsock_connect(std::uint32_t port) override;
+    boost::asio::awaitable<boost::asio::local::stream_protocol::socket>
+    vsock_connect(std::uint32_t port) override;
     boost::asio::awaitable<vsock_listener> vsock_listen(std::uint32_t port) override;
     std::filesystem::path control_socket() const override;
     /// The NSError the VM stopped with, if it did.

@@ -47,7 +47,8 @@ BOOL should_accept(listener_state& s, id, id connection, id) noexcept {
     std::uint32_t source = objc::send<std::uint32_t>(connection, objc::sel<"sourcePort">());
     char ports[sizeof source];
     std::memcpy(ports, &source, sizeof source);
-    return send_datagram(s.sender.get(), std::string_view(ports, sizeof ports), mine.get()) ? objc::YES : objc::NO;
+    return send_datagram(s.sender.get(), std::string_view(ports, sizeof ports), mine.get()) ? objc::YES
+                                                                                            : objc::NO;
 }
 
 const objc::cpp_class<listener_state>& listener_delegate_class() {
@@ -110,8 +111,10 @@ objc::strong make_listener_delegate(io::unique_fd sender, std::uint32_t port) {
 }
 
 std::unique_ptr<vsock_listener::source> make_vsock_source(asio::any_io_executor ex, io::unique_fd receiver,
-                                                          std::uint32_t port, std::shared_ptr<void> registration) {
-    return std::make_unique<vz_vsock_source>(std::move(ex), std::move(receiver), port, std::move(registration));
+                                                          std::uint32_t port,
+                                                          std::shared_ptr<void> registration) {
+    return std::make_unique<vz_vsock_source>(std::move(ex), std::move(receiver), port,
+                                             std::move(registration));
 }
 
 }  // namespace vmrt::hv::vz

@@ -30,7 +30,8 @@ objc::strong make_listener_delegate(io::unique_fd sender, std::uint32_t port);
 
 /// The accept() side: the receiving end of the pair, and what keeps the VZ listener registered
 /// (destroying the last owner of `registration` removes it).
-std::unique_ptr<vsock_listener::source> make_vsock_source(boost::asio::any_io_executor ex, io::unique_fd receiver,
-                                                          std::uint32_t port, std::shared_ptr<void> registration);
+std::unique_ptr<vsock_listener::source> make_vsock_source(boost::asio::any_io_executor ex,
+                                                          io::unique_fd receiver, std::uint32_t port,
+                                                          std::shared_ptr<void> registration);
 
 }  // namespace vmrt::hv::vz

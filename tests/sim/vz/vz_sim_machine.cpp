@@ -1,12 +1,10 @@
 // The simulated VZVirtualMachine: its states and transitions, its queue checks, its delegate, and
 // the test-facing registry of live machines (vz_sim_machine.hpp).
-#include "vz_sim_runtime_model.hpp"
-
-#include "vz_sim.hpp"
-#include "vz_sim_model.hpp"
-
 #include "hv/apple_vz/objc/block.hpp"
 #include "hv/apple_vz/objc/foundation.hpp"
+#include "vz_sim.hpp"
+#include "vz_sim_model.hpp"
+#include "vz_sim_runtime_model.hpp"
 
 #include <vmrt/io/dispatch_queue.hpp>
 
@@ -80,7 +78,8 @@ constexpr const char* save_magic = "vmrt simulated VZ machine state 1";
 // ---- guest thread ----------------------------------------------------------------------------
 
 guest_thread::guest_thread()
-    : work_(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(ctx_.get_executor())),
+    : work_(
+          std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(ctx_.get_executor())),
       thread_([this] { ctx_.run(); }) {}
 
 guest_thread::~guest_thread() { stop(); }
@@ -203,8 +202,8 @@ void later(machine_core& c, std::chrono::milliseconds delay, std::function<void(
 
 ns_error_spec invalid_transition(machine_state from, const char* what) {
     return {"VZErrorDomain", vz_error_invalid_state_transition,
-            std::string("Invalid virtual machine state transition: cannot ") + what + " a virtual machine in state " +
-                std::string(to_string(from))};
+            std::string("Invalid virtual machine state transition: cannot ") + what +
+                " a virtual machine in state " + std::string(to_string(from))};
 }
 
 // A completion that fails at once (still later, on the queue: never inside the call).
@@ -248,7 +247,8 @@ void write_console(machine_core& c, std::uint64_t boot) {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (c.serial_append ? O_APPEND : O_TRUNC);
     io::unique_fd fd(::open(c.serial_file.c_str(), flags, 0644));
     if (!fd) {
-        record_misuse("the guest cannot open its console " + c.serial_file.string() + ": " + std::strerror(errno));
+        record_misuse("the guest cannot open its console " + c.serial_file.string() + ": " +
+                      std::strerror(errno));
         return;
     }
     std::string text = "[    0.000000] Linux version 6.1.0-vz-sim (vmrt simulated Virtualization.framework "
@@ -293,12 +293,16 @@ std::string machine_identifier_of(id config) {
 // What a save file records and a restore compares: the machine's shape and identity.
 std::string fingerprint_of(id config) {
     std::ostringstream out;
-    out << "cpus=" << (responds_to(config, sel<"CPUCount">()) ? send<NSUInteger>(config, sel<"CPUCount">()) : 0)
+    out << "cpus="
+        << (responds_to(config, sel<"CPUCount">()) ? send<NSUInteger>(config, sel<"CPUCount">()) : 0)
         << " memory="
-        << (responds_to(config, sel<"memorySize">()) ? send<unsigned long long>(config, sel<"memorySize">()) : 0)
-        << " storage=" << count_of(config, "storageDevices") << " network=" << count_of(config, "networkDevices")
+        << (responds_to(config, sel<"memorySize">()) ? send<unsigned long long>(config, sel<"memorySize">())
+                                                     : 0)
+        << " storage=" << count_of(config, "storageDevices")
+        << " network=" << count_of(config, "networkDevices")
         << " sharing=" << count_of(config, "directorySharingDevices")
-        << " socket=" << count_of(config, "socketDevices") << " balloon=" << count_of(config, "memoryBalloonDevices")
+        << " socket=" << count_of(config, "socketDevices")
+        << " balloon=" << count_of(config, "memoryBalloonDevices")
         << " serial=" << count_of(config, "serialPorts") << " console=" << count_of(config, "consoleDevices")
         << " machine=" << machine_identifier_of(config);
     return out.str();
@@ -340,13 +344,15 @@ std::uint64_t minimum_memory() {
 
 void make_runtime_devices(const std::shared_ptr<machine_core>& core, id config) {
     std::vector<strong> sockets;
-    for (std::size_t i = 0; i < count_of(config, "socketDevices"); ++i) sockets.push_back(make_socket_device(core));
+    for (std::size_t i = 0; i < count_of(config, "socketDevices"); ++i)
+        sockets.push_back(make_socket_device(core));
     std::vector<strong> balloons;
     for (std::size_t i = 0; i < count_of(config, "memoryBalloonDevices"); ++i)
         balloons.push_back(make_balloon_device(core, minimum_memory()));
     std::vector<strong> nics;
     for (const strong& nic : items_of(config, "networkDevices")) {
-        id attachment = responds_to(nic.get(), sel<"attachment">()) ? send<id>(nic.get(), sel<"attachment">()) : nullptr;
+        id attachment =
+            responds_to(nic.get(), sel<"attachment">()) ? send<id>(nic.get(), sel<"attachment">()) : nullptr;
         nics.push_back(make_network_device(core, attachment));
     }
     core->socket_devices = ns_array(sockets);
@@ -449,7 +455,8 @@ Class define_vm_class() {
                     if (!q || !q->is_current())
                         record_violation({vm_class, "initWithConfiguration:queue:", core->queue_label});
                     if (!config) {
-                        record_misuse("-[VZVirtualMachine initWithConfiguration:queue:] with a nil configuration");
+                        record_misuse(
+                            "-[VZVirtualMachine initWithConfiguration:queue:] with a nil configuration");
                         send<void>(self, sel<"release">());
                         return nullptr;
                     }
@@ -457,8 +464,9 @@ Class define_vm_class() {
                     if (responds_to(config, sel<"validateWithError:">())) {
                         id error = nullptr;
                         if (!send<BOOL, id*>(config, sel<"validateWithError:">(), &error))
-                            record_misuse("VZVirtualMachine made from a configuration that does not validate: " +
-                                          objc::to_string(send<id>(error, sel<"localizedDescription">())));
+                            record_misuse(
+                                "VZVirtualMachine made from a configuration that does not validate: " +
+                                objc::to_string(send<id>(error, sel<"localizedDescription">())));
                     }
                     // "The configuration is copied by the initializer."
                     core->configuration = responds_to(config, sel<"copyWithZone:">())
@@ -504,8 +512,10 @@ Class define_vm_class() {
                 [](vm self) -> BOOL {
                     return can(*self->core, "canStop", {machine_state::running, machine_state::paused});
                 })
-        .method("canPause", [](vm self) -> BOOL { return can(*self->core, "canPause", {machine_state::running}); })
-        .method("canResume", [](vm self) -> BOOL { return can(*self->core, "canResume", {machine_state::paused}); })
+        .method("canPause",
+                [](vm self) -> BOOL { return can(*self->core, "canPause", {machine_state::running}); })
+        .method("canResume",
+                [](vm self) -> BOOL { return can(*self->core, "canResume", {machine_state::paused}); })
         .method("canRequestStop",
                 [](vm self) -> BOOL { return can(*self->core, "canRequestStop", {machine_state::running}); })
         .method("socketDevices",
@@ -532,7 +542,8 @@ Class define_vm_class() {
                     }
                     transition(self, handler_block, "startWithCompletionHandler:", "start",
                                {machine_state::stopped, machine_state::error}, machine_state::starting,
-                               &guest_behaviour::start_time, [boot](machine_core& c) -> std::optional<ns_error_spec> {
+                               &guest_behaviour::start_time,
+                               [boot](machine_core& c) -> std::optional<ns_error_spec> {
                                    guest_behaviour b;
                                    {
                                        std::lock_guard lock(c.mutex);
@@ -547,7 +558,8 @@ Class define_vm_class() {
                                    }
                                    // The guest's control service, once per VM (the port lives as long).
                                    if (c.control_port) serve_echo(c, std::move(c.control_port));
-                                   on_guest(c, b.boot_time, [boot](machine_core& core) { write_console(core, boot); });
+                                   on_guest(c, b.boot_time,
+                                            [boot](machine_core& core) { write_console(core, boot); });
                                    return std::nullopt;
                                });
                 })
@@ -555,15 +567,17 @@ Class define_vm_class() {
                 [](vm self, id handler_block) {
                     transition(self, handler_block, "stopWithCompletionHandler:", "stop",
                                {machine_state::running, machine_state::paused}, machine_state::stopping,
-                               &guest_behaviour::stop_time, [](machine_core& c) -> std::optional<ns_error_spec> {
+                               &guest_behaviour::stop_time,
+                               [](machine_core& c) -> std::optional<ns_error_spec> {
                                    set_state(c, machine_state::stopped);
                                    return std::nullopt;
                                });
                 })
         .method("pauseWithCompletionHandler:",
                 [](vm self, id handler_block) {
-                    transition(self, handler_block, "pauseWithCompletionHandler:", "pause", {machine_state::running},
-                               machine_state::pausing, &guest_behaviour::transition_time,
+                    transition(self, handler_block, "pauseWithCompletionHandler:", "pause",
+                               {machine_state::running}, machine_state::pausing,
+                               &guest_behaviour::transition_time,
                                [](machine_core& c) -> std::optional<ns_error_spec> {
                                    set_state(c, machine_state::paused);
                                    return std::nullopt;
@@ -571,8 +585,9 @@ Class define_vm_class() {
                 })
         .method("resumeWithCompletionHandler:",
                 [](vm self, id handler_block) {
-                    transition(self, handler_block, "resumeWithCompletionHandler:", "resume", {machine_state::paused},
-                               machine_state::resuming, &guest_behaviour::transition_time,
+                    transition(self, handler_block, "resumeWithCompletionHandler:", "resume",
+                               {machine_state::paused}, machine_state::resuming,
+                               &guest_behaviour::transition_time,
                                [](machine_core& c) -> std::optional<ns_error_spec> {
                                    set_state(c, machine_state::running);
                                    return std::nullopt;
@@ -587,10 +602,11 @@ Class define_vm_class() {
                         const auto now = c.state;
                         lock.unlock();
                         if (error) {
-                            ns_error_spec e{"VZErrorDomain", vz_error_invalid_state,
-                                            "Invalid virtual machine state: cannot request a stop of a virtual "
-                                            "machine in state " +
-                                                std::string(to_string(now))};
+                            ns_error_spec e{
+                                "VZErrorDomain", vz_error_invalid_state,
+                                "Invalid virtual machine state: cannot request a stop of a virtual "
+                                "machine in state " +
+                                    std::string(to_string(now))};
                             *error = autorelease(make_error(e).detach());  // an out-error is autoreleased
                         }
                         return NO;
@@ -610,98 +626,106 @@ Class define_vm_class() {
                         });
                     return YES;
                 })
-        .method("saveMachineStateToURL:completionHandler:",
-                [](vm self, id url, id handler_block) {
-                    machine_core& c = *self->core;
-                    c.check_queue(vm_class, "saveMachineStateToURL:completionHandler:");
-                    handler done = keep_block(handler_block);
-                    std::unique_lock lock(c.mutex);
-                    if (c.state != machine_state::paused) {
-                        const auto now = c.state;
-                        lock.unlock();
-                        fail_later(c, std::move(done),
-                                   {"VZErrorDomain", vz_error_invalid_state,
-                                    "Invalid virtual machine state: only a paused virtual machine can be saved (state " +
-                                        std::string(to_string(now)) + ")"});
-                        return;
-                    }
-                    c.state = machine_state::saving;
-                    const auto wait = c.behaviour.transition_time;
+        .method(
+            "saveMachineStateToURL:completionHandler:",
+            [](vm self, id url, id handler_block) {
+                machine_core& c = *self->core;
+                c.check_queue(vm_class, "saveMachineStateToURL:completionHandler:");
+                handler done = keep_block(handler_block);
+                std::unique_lock lock(c.mutex);
+                if (c.state != machine_state::paused) {
+                    const auto now = c.state;
                     lock.unlock();
-                    later(c, wait, [done = std::move(done), path = url_path(url)](machine_core& core) {
-                        std::string content;
-                        {
-                            std::lock_guard l(core.mutex);
-                            if (core.state != machine_state::saving) return;
-                            core.state = machine_state::paused;  // "the virtual machine state is unchanged"
-                            content = std::string(save_magic) + "\nconfiguration " + core.fingerprint + "\nconsole " +
-                                      (core.console_written ? "1" : "0") + "\n";
-                        }
-                        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-                        out << content;
-                        out.flush();
-                        strong error;
-                        if (!out) {
-                            strong posix = make_error({"NSPOSIXErrorDomain", errno ? errno : EIO, std::strerror(errno)});
-                            error = make_error({"VZErrorDomain", vz_error_save, "Failed to save the virtual machine state"},
-                                               posix.get());
-                        }
-                        complete(done.get(), error.get());
-                    });
-                })
-        .method("restoreMachineStateFromURL:completionHandler:",
-                [](vm self, id url, id handler_block) {
-                    machine_core& c = *self->core;
-                    c.check_queue(vm_class, "restoreMachineStateFromURL:completionHandler:");
-                    handler done = keep_block(handler_block);
-                    std::unique_lock lock(c.mutex);
-                    if (c.state != machine_state::stopped) {
-                        const auto now = c.state;
-                        lock.unlock();
-                        fail_later(c, std::move(done), invalid_transition(now, "restore"));
-                        return;
+                    fail_later(
+                        c, std::move(done),
+                        {"VZErrorDomain", vz_error_invalid_state,
+                         "Invalid virtual machine state: only a paused virtual machine can be saved (state " +
+                             std::string(to_string(now)) + ")"});
+                    return;
+                }
+                c.state = machine_state::saving;
+                const auto wait = c.behaviour.transition_time;
+                lock.unlock();
+                later(c, wait, [done = std::move(done), path = url_path(url)](machine_core& core) {
+                    std::string content;
+                    {
+                        std::lock_guard l(core.mutex);
+                        if (core.state != machine_state::saving) return;
+                        core.state = machine_state::paused;  // "the virtual machine state is unchanged"
+                        content = std::string(save_magic) + "\nconfiguration " + core.fingerprint +
+                                  "\nconsole " + (core.console_written ? "1" : "0") + "\n";
                     }
-                    c.state = machine_state::restoring;
-                    const auto wait = c.behaviour.transition_time;
+                    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+                    out << content;
+                    out.flush();
+                    strong error;
+                    if (!out) {
+                        strong posix =
+                            make_error({"NSPOSIXErrorDomain", errno ? errno : EIO, std::strerror(errno)});
+                        error = make_error(
+                            {"VZErrorDomain", vz_error_save, "Failed to save the virtual machine state"},
+                            posix.get());
+                    }
+                    complete(done.get(), error.get());
+                });
+            })
+        .method(
+            "restoreMachineStateFromURL:completionHandler:",
+            [](vm self, id url, id handler_block) {
+                machine_core& c = *self->core;
+                c.check_queue(vm_class, "restoreMachineStateFromURL:completionHandler:");
+                handler done = keep_block(handler_block);
+                std::unique_lock lock(c.mutex);
+                if (c.state != machine_state::stopped) {
+                    const auto now = c.state;
                     lock.unlock();
-                    later(c, wait, [done = std::move(done), path = url_path(url)](machine_core& core) {
-                        std::ifstream in(path, std::ios::binary);
-                        const std::string magic = read_line(in);
-                        const std::string configuration = read_line(in);
-                        const std::string console = read_line(in);
-                        std::optional<ns_error_spec> problem;
-                        std::optional<ns_error_spec> reason;
-                        if (!in && magic.empty()) {
-                            problem = ns_error_spec{"VZErrorDomain", vz_error_restore,
-                                                    "Failed to restore the virtual machine state: cannot read " + path};
-                            reason = ns_error_spec{"NSPOSIXErrorDomain", ENOENT, "No such file or directory"};
-                        } else if (magic != save_magic || !configuration.starts_with("configuration ")) {
-                            problem = ns_error_spec{"VZErrorDomain", vz_error_restore,
-                                                    "Failed to restore the virtual machine state: invalid save file"};
-                            reason = ns_error_spec{"NSPOSIXErrorDomain", EINVAL, "Invalid argument"};
-                        } else if (configuration.substr(14) != core.fingerprint) {
-                            problem = ns_error_spec{"VZErrorDomain", vz_error_restore,
-                                                    "Failed to restore the virtual machine state: the configuration "
-                                                    "does not match the saved state (saved " +
-                                                        configuration.substr(14) + "; now " + core.fingerprint + ")"};
-                            reason = ns_error_spec{"NSPOSIXErrorDomain", EINVAL, "Invalid argument"};
+                    fail_later(c, std::move(done), invalid_transition(now, "restore"));
+                    return;
+                }
+                c.state = machine_state::restoring;
+                const auto wait = c.behaviour.transition_time;
+                lock.unlock();
+                later(c, wait, [done = std::move(done), path = url_path(url)](machine_core& core) {
+                    std::ifstream in(path, std::ios::binary);
+                    const std::string magic = read_line(in);
+                    const std::string configuration = read_line(in);
+                    const std::string console = read_line(in);
+                    std::optional<ns_error_spec> problem;
+                    std::optional<ns_error_spec> reason;
+                    if (!in && magic.empty()) {
+                        problem =
+                            ns_error_spec{"VZErrorDomain", vz_error_restore,
+                                          "Failed to restore the virtual machine state: cannot read " + path};
+                        reason = ns_error_spec{"NSPOSIXErrorDomain", ENOENT, "No such file or directory"};
+                    } else if (magic != save_magic || !configuration.starts_with("configuration ")) {
+                        problem =
+                            ns_error_spec{"VZErrorDomain", vz_error_restore,
+                                          "Failed to restore the virtual machine state: invalid save file"};
+                        reason = ns_error_spec{"NSPOSIXErrorDomain", EINVAL, "Invalid argument"};
+                    } else if (configuration.substr(14) != core.fingerprint) {
+                        problem =
+                            ns_error_spec{"VZErrorDomain", vz_error_restore,
+                                          "Failed to restore the virtual machine state: the configuration "
+                                          "does not match the saved state (saved " +
+                                              configuration.substr(14) + "; now " + core.fingerprint + ")"};
+                        reason = ns_error_spec{"NSPOSIXErrorDomain", EINVAL, "Invalid argument"};
+                    }
+                    {
+                        std::lock_guard l(core.mutex);
+                        if (core.state != machine_state::restoring) return;
+                        // Success: Paused, the guest where it was saved. Failure: unchanged (Stopped).
+                        core.state = problem ? machine_state::stopped : machine_state::paused;
+                        if (!problem) {
+                            ++core.boot;
+                            core.console_written = console == "console 1";
                         }
-                        {
-                            std::lock_guard l(core.mutex);
-                            if (core.state != machine_state::restoring) return;
-                            // Success: Paused, the guest where it was saved. Failure: unchanged (Stopped).
-                            core.state = problem ? machine_state::stopped : machine_state::paused;
-                            if (!problem) {
-                                ++core.boot;
-                                core.console_written = console == "console 1";
-                            }
-                        }
-                        if (!problem && core.control_port) serve_echo(core, std::move(core.control_port));
-                        strong underlying = reason ? make_error(*reason) : strong();
-                        strong error = problem ? make_error(*problem, underlying.get()) : strong();
-                        complete(done.get(), error.get());
-                    });
-                })
+                    }
+                    if (!problem && core.control_port) serve_echo(core, std::move(core.control_port));
+                    strong underlying = reason ? make_error(*reason) : strong();
+                    strong error = problem ? make_error(*problem, underlying.get()) : strong();
+                    complete(done.get(), error.get());
+                });
+            })
         .done();
 }
 
@@ -733,7 +757,6 @@ scoped_behaviour::~scoped_behaviour() {
 
 scoped_unsupported::scoped_unsupported() { detail::virtualization_supported = false; }
 scoped_unsupported::~scoped_unsupported() { detail::virtualization_supported = true; }
-
 
 namespace {
 

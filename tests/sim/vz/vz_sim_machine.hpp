@@ -67,8 +67,8 @@ enum class machine_state : NSInteger {
     starting = 4,
     pausing = 5,
     resuming = 6,
-    stopping = 7,  ///< macOS 12
-    saving = 8,    ///< macOS 14
+    stopping = 7,   ///< macOS 12
+    saving = 8,     ///< macOS 14
     restoring = 9,  ///< macOS 14
 };
 

@@ -1,9 +1,8 @@
 // The simulated vsock runtime: VZVirtioSocketDevice (connect, listeners), VZVirtioSocketListener
 // and VZVirtioSocketConnection, and the guest's side of each stream (its echo services, and the
 // connections a test makes the guest open to a host port).
-#include "vz_sim_runtime_model.hpp"
-
 #include "hv/apple_vz/objc/block.hpp"
+#include "vz_sim_runtime_model.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -33,8 +32,8 @@ struct socket_device_payload {
     std::weak_ptr<machine_core> vm;
     std::mutex mutex;
     std::map<std::uint32_t, strong> listeners;  ///< retained, as -setSocketListener:forPort: does
-    std::uint32_t next_host_port = 49152;        ///< the host ports VZ assigns to host → guest streams
-    std::uint32_t next_guest_port = 1024;        ///< the guest's ephemeral ports (guest → host)
+    std::uint32_t next_host_port = 49152;       ///< the host ports VZ assigns to host → guest streams
+    std::uint32_t next_guest_port = 1024;       ///< the guest's ephemeral ports (guest → host)
 };
 using device = self_t<socket_device_payload>;
 
@@ -86,8 +85,8 @@ asio::awaitable<void> echo(asio::local::stream_protocol::socket s) {
     for (;;) {
         auto [ec, n] = co_await s.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
         if (ec) co_return;
-        auto [wec, written] =
-            co_await asio::async_write(s, asio::buffer(buffer.data(), n), asio::as_tuple(asio::use_awaitable));
+        auto [wec, written] = co_await asio::async_write(s, asio::buffer(buffer.data(), n),
+                                                         asio::as_tuple(asio::use_awaitable));
         if (wec) co_return;
     }
 }
@@ -162,7 +161,8 @@ strong make_socket_device(const std::shared_ptr<machine_core>& core) {
     return d;
 }
 
-boost::system::result<guest_connection> guest_connects(machine_core& core, id device_obj, std::uint32_t port) {
+boost::system::result<guest_connection> guest_connects(machine_core& core, id device_obj,
+                                                       std::uint32_t port) {
     auto refused = boost::system::error_code(ECONNRESET, boost::system::system_category());
     auto* d = payload<socket_device_payload>(device_obj);
     strong listener_obj;
@@ -178,13 +178,15 @@ boost::system::result<guest_connection> guest_connects(machine_core& core, id de
     SEL should_accept = sel<"listener:shouldAcceptNewConnection:fromSocketDevice:">();
     if (!delegate || !responds_to(delegate, should_accept)) return refused;
     io::unique_fd host_end, guest_end;
-    if (!make_stream(host_end, guest_end)) return boost::system::error_code(errno, boost::system::system_category());
+    if (!make_stream(host_end, guest_end))
+        return boost::system::error_code(errno, boost::system::system_category());
     {
         std::lock_guard lock(core.mutex);
         if (core.state != machine_state::running) return refused;
     }
     strong c = make_connection(std::move(host_end), source, port);
-    const BOOL accepted = send<BOOL, id, id, id>(delegate, should_accept, listener_obj.get(), c.get(), device_obj);
+    const BOOL accepted =
+        send<BOOL, id, id, id>(delegate, should_accept, listener_obj.get(), c.get(), device_obj);
     if (!accepted) return refused;  // the connection (and the host's end) goes with `c`
     return guest_connection{std::move(guest_end), source};
 }
@@ -193,7 +195,9 @@ void install_socket_classes() {
     class_def<>("VZSocketDevice").done();
     class_def<socket_device_payload>(device_class, "VZSocketDevice")
         .method("connectToPort:completionHandler:",
-                [](device self, std::uint32_t port, id handler_block) { connect_to_port(self, port, handler_block); })
+                [](device self, std::uint32_t port, id handler_block) {
+                    connect_to_port(self, port, handler_block);
+                })
         .method("setSocketListener:forPort:",
                 [](device self, id l, std::uint32_t port) {
                     if (!vm_of(*self.payload, "setSocketListener:forPort:")) return;
@@ -207,7 +211,8 @@ void install_socket_classes() {
                     {
                         std::lock_guard lock(self->mutex);
                         auto it = self->listeners.find(port);
-                        if (it == self->listeners.end()) return;  // "Does nothing if the port had no listener."
+                        if (it == self->listeners.end())
+                            return;  // "Does nothing if the port had no listener."
                         gone = std::move(it->second);
                         self->listeners.erase(it);
                     }

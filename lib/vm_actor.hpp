@@ -96,6 +96,7 @@ public:
     boost::asio::awaitable<std::string> remove_device(std::string id);
     boost::asio::awaitable<device_counters> counters();
     boost::asio::awaitable<boost::asio::local::stream_protocol::socket> vsock_connect(std::uint32_t port);
+    boost::asio::awaitable<vsock_listener> vsock_listen(std::uint32_t port);
 
     /// Before start(): switch ports the VM's NICs use (kept until the VM ends).
     void attach(std::shared_ptr<nic_attachments> nics) { nics_ = std::move(nics); }

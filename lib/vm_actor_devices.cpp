@@ -107,4 +107,13 @@ asio::awaitable<asio::local::stream_protocol::socket> vm_actor::vsock_connect(st
     co_return co_await inst->vsock_connect(port);
 }
 
+asio::awaitable<vsock_listener> vm_actor::vsock_listen(std::uint32_t port) {
+    auto self = shared_from_this();
+    auto inst = running_instance("listen for vsock connections of", true);
+    if (!spec_.vsock)
+        throw error(make_error_code(errc::unsupported),
+                    {.message = "the VM has no vsock device (set \"vsock\" in its spec)", .field = "vsock"});
+    co_return co_await inst->vsock_listen(port);
+}
+
 }  // namespace vmrt::detail

@@ -1,6 +1,9 @@
 #include "hv/ch_driver.hpp"
 #include "hv/fake_driver.hpp"
 #include "hv/qemu_driver.hpp"
+#if defined(__APPLE__)
+#include "hv/apple_vz/vz_driver.hpp"
+#endif
 #include "vm_actor.hpp"
 #include "vm_manager_ops.hpp"
 
@@ -60,6 +63,11 @@ vm_manager::vm_manager(executor_type ex, manager_options opts)
     if (hv::find_qemu()) drivers_[backend_kind::qemu] = hv::make_qemu_driver();
     if (hv::find_cloud_hypervisor())
         drivers_[backend_kind::cloud_hypervisor] = hv::make_cloud_hypervisor_driver();
+#if defined(__APPLE__)
+    // Virtualization.framework is part of macOS (the driver refuses what the running version lacks).
+    // Elsewhere there is no apple-vz backend; tests register one over the simulated framework.
+    drivers_[backend_kind::apple_vz] = hv::make_apple_vz_driver();
+#endif
 }
 
 vm_manager::~vm_manager() {
@@ -75,9 +83,15 @@ void vm_manager::set_driver(backend_kind kind, std::shared_ptr<driver> d) {
 std::shared_ptr<driver> vm_manager::find_driver(backend_kind kind, std::string* why_not) const {
     std::lock_guard lock(mutex_);
     if (kind == backend_kind::automatic) {
-        // The platform default: Cloud Hypervisor when installed, else QEMU.
+        // The platform default: Apple's Virtualization.framework on macOS; elsewhere Cloud
+        // Hypervisor when installed, else QEMU.
         if (auto it = drivers_.find(backend_kind::automatic); it != drivers_.end()) return it->second;
-        for (auto k : {backend_kind::cloud_hypervisor, backend_kind::qemu})
+#if defined(__APPLE__)
+        constexpr backend_kind preferred[] = {backend_kind::apple_vz, backend_kind::qemu};
+#else
+        constexpr backend_kind preferred[] = {backend_kind::cloud_hypervisor, backend_kind::qemu};
+#endif
+        for (auto k : preferred)
             if (auto it = drivers_.find(k); it != drivers_.end()) return it->second;
         if (why_not)
             *why_not = "no hypervisor backend is available for backend \"auto\" (install qemu-system-x86 or "

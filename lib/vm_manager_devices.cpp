@@ -50,7 +50,18 @@ net::hybrid_vsock_listener vm_manager::vsock_listen(const std::string& name, std
     if (!spec.vsock)
         throw error(make_error_code(errc::unsupported),
                     {.message = "the VM has no vsock device (set \"vsock\" in its spec)", .field = "vsock"});
+    if (spec.vsock->socket.empty())
+        throw error(make_error_code(errc::unsupported),
+                    {.message = "the VM's vsock device has no host socket path (hybrid vsock): use "
+                                "async_vsock_listen",
+                     .field = "vsock.socket"});
     return net::hybrid_vsock_listener::bind(ex_, spec.vsock->socket, port);
+}
+
+void vm_manager::vsock_listen_impl(std::string name, std::uint32_t port,
+                                   asio::any_completion_handler<void(error_code, vsock_listener)> h) {
+    run_vm_op<vsock_listener>(ex_, find(name), vsock_listener{}, std::move(h),
+                              [port](detail::vm_actor& a) { return a.vsock_listen(port); });
 }
 
 namespace {

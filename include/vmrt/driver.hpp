@@ -14,6 +14,7 @@
 #include <vmrt/io/process.hpp>
 #include <vmrt/vm_spec.hpp>
 #include <vmrt/vm_state.hpp>
+#include <vmrt/vsock_listener.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -96,6 +97,9 @@ public:
     /// Opens a stream to a port the guest listens on (vsock). Default: throws errc::unsupported.
     virtual boost::asio::awaitable<boost::asio::local::stream_protocol::socket>
     vsock_connect(std::uint32_t port);
+    /// Accepts the guest's vsock connections to host port `port` (CID 2) from now on, until the
+    /// listener is destroyed or the VM ends. Default: throws errc::unsupported.
+    virtual boost::asio::awaitable<vsock_listener> vsock_listen(std::uint32_t port);
 
     /// The VMM process, for backends that run one (identity = pid + start time).
     virtual std::optional<io::process_identity> vmm_identity() const { return std::nullopt; }

@@ -24,6 +24,7 @@
 #include <vmrt/net/l2_switch.hpp>
 #include <vmrt/vm_spec.hpp>
 #include <vmrt/vm_state.hpp>
+#include <vmrt/vsock_listener.hpp>
 
 #include <boost/asio/async_result.hpp>
 
@@ -238,9 +239,27 @@ public:
             token, std::move(reference), std::move(options));
     }
 
-    /// Listens for the guest's vsock connections to host port `port` (hybrid vsock: the VMM
-    /// connects to `<spec.vsock.socket>_<port>`). errc::not_found for an unknown VM,
-    /// errc::unsupported without a vsock device; the listener's errors otherwise.
+    /// Accepts the guest's vsock connections to host port `port` (CID 2) of a running or paused
+    /// VM, whatever carries them (Cloud Hypervisor: hybrid vsock; Apple VZ: a socket listener on
+    /// the VM's vsock device). Completes once listening; each connection then comes from
+    /// listener.accept(), as a stream on the awaiting coroutine's executor. Listening ends when the
+    /// listener is destroyed or the VM ends. errc::not_found for an unknown VM, errc::invalid_state
+    /// when it is not running, errc::unsupported without a vsock device or on a backend without
+    /// vsock. Signature: void(error_code, vsock_listener).
+    template <typename CompletionToken>
+    auto async_vsock_listen(std::string name, std::uint32_t port, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, vsock_listener)>(
+            [this](auto h, std::string n, std::uint32_t p) {
+                vsock_listen_impl(std::move(n), p, std::move(h));
+            },
+            token, std::move(name), port);
+    }
+
+    /// Cloud Hypervisor only, and usable before the VM starts: listens on the hybrid vsock path
+    /// `<spec.vsock.socket>_<port>` the VMM connects to (a guest that connects while it boots finds
+    /// the listener there already). async_vsock_listen is the backend-neutral call.
+    /// errc::not_found for an unknown VM, errc::unsupported without a vsock socket path; the
+    /// listener's errors otherwise.
     net::hybrid_vsock_listener vsock_listen(const std::string& name, std::uint32_t port);
 
     /// Pauses the VM and saves its machine state, with its spec, into `dir` (created if needed,
@@ -341,6 +360,8 @@ private:
     void vsock_impl(
         std::string name, std::uint32_t port,
         boost::asio::any_completion_handler<void(error_code, boost::asio::local::stream_protocol::socket)> h);
+    void vsock_listen_impl(std::string name, std::uint32_t port,
+                           boost::asio::any_completion_handler<void(error_code, vsock_listener)> h);
     void wait_ready_impl(std::vector<std::string> names, std::chrono::steady_clock::duration deadline,
                          infos_handler h);
     void shutdown_impl(std::chrono::steady_clock::duration deadline, count_handler h);

@@ -254,6 +254,37 @@ asio::awaitable<asio::local::stream_protocol::socket> ch_instance::vsock_connect
     co_return std::move(stream.socket);
 }
 
+namespace {
+
+// Hybrid vsock behind the backend-neutral listener: CH connects to `<socket>_<port>`.
+class hybrid_vsock_source final : public vsock_listener::source {
+public:
+    explicit hybrid_vsock_source(net::hybrid_vsock_listener l) : listener_(std::move(l)) {}
+
+    asio::awaitable<asio::local::stream_protocol::socket> accept() override {
+        auto ex = co_await asio::this_coro::executor;
+        auto accepted = co_await listener_.accept();
+        // vsock_listener hands out streams on the awaiting coroutine's executor.
+        asio::local::stream_protocol::socket out(ex);
+        out.assign(asio::local::stream_protocol(), accepted.release());
+        co_return out;
+    }
+
+private:
+    net::hybrid_vsock_listener listener_;
+};
+
+}  // namespace
+
+asio::awaitable<vsock_listener> ch_instance::vsock_listen(std::uint32_t port) {
+    if (!p_.spec.vsock)
+        throw error(make_error_code(errc::unsupported),
+                    {.message = "the VM has no vsock device", .field = "vsock"});
+    auto ex = co_await asio::this_coro::executor;
+    auto listener = net::hybrid_vsock_listener::bind(ex, p_.spec.vsock->socket, port);
+    co_return vsock_listener(port, std::make_unique<hybrid_vsock_source>(std::move(listener)));
+}
+
 asio::awaitable<device_counters> ch_instance::counters() { co_return co_await p_.api.vm_counters(); }
 
 std::string ch_instance::vmm_log_tail() const { return io::read_file_tail(p_.vmm_log, 2048); }

@@ -66,6 +66,8 @@ public:
     /// not (yet) listening, up to 10 s.
     boost::asio::awaitable<boost::asio::local::stream_protocol::socket>
     vsock_connect(std::uint32_t port) override;
+    /// Hybrid vsock (§4): listens on `<socket>_<port>`, where CH connects for the guest.
+    boost::asio::awaitable<vsock_listener> vsock_listen(std::uint32_t port) override;
 
     std::optional<io::process_identity> vmm_identity() const override { return p_.vmm.identity(); }
     std::string vmm_log_tail() const override;

@@ -75,4 +75,9 @@ vm_instance::vsock_connect(std::uint32_t) {
     co_return boost::asio::local::stream_protocol::socket(ex);
 }
 
+boost::asio::awaitable<vsock_listener> vm_instance::vsock_listen(std::uint32_t) {
+    refuse("accept vsock connections from the guest");
+    co_return vsock_listener{};
+}
+
 }  // namespace vmrt

@@ -376,7 +376,8 @@ BOOST_AUTO_TEST_CASE(shares_are_served_by_a_real_virtiofsd_restarted_across_gues
 
 BOOST_AUTO_TEST_CASE(vsock_streams_connect_to_the_guest_and_the_guest_connects_back) {
     scoped_env listen("VMRT_FAKE_CH_VSOCK_LISTEN", "1234");
-    scoped_env guest("VMRT_FAKE_CH_VSOCK_GUEST_CONNECT", "5000:hello from the guest");
+    scoped_env guest("VMRT_FAKE_CH_VSOCK_GUEST_CONNECT",
+                     "5000:hello from the guest;5001:hello, neutral listener");
     auto s = spec("vs");
     s.vsock = vmrt::vsock_spec{.cid = 3, .socket = dir / "vs.vsock"};
     run_coro(ctx, [&]() -> asio::awaitable<void> {
@@ -388,6 +389,14 @@ BOOST_AUTO_TEST_CASE(vsock_streams_connect_to_the_guest_and_the_guest_connects_b
         std::string greeting(20, '\0');
         co_await asio::async_read(from_guest, asio::buffer(greeting), asio::use_awaitable);
         BOOST_TEST(greeting == "hello from the guest");
+        // The backend-neutral listener (vm_manager::async_vsock_listen) over the same hybrid vsock.
+        auto [lec, neutral] = co_await manager->async_vsock_listen("vs", 5001, tuple_awaitable);
+        BOOST_TEST_REQUIRE(!lec, lec.message());
+        BOOST_TEST(neutral.port() == 5001u);
+        auto second = co_await neutral.accept();
+        std::string text(23, '\0');
+        co_await asio::async_read(second, asio::buffer(text), asio::use_awaitable);
+        BOOST_TEST(text == "hello, neutral listener");
 
         // Host -> guest: CONNECT 1234 / OK <port>, then the stream (an echo service in the guest).
         auto [ec, stream] = co_await manager->async_vsock_connect("vs", 1234, tuple_awaitable);

@@ -42,17 +42,26 @@ namespace fs = std::filesystem;
 // ---------------------------------------------------------------------------------------------
 // Vocabulary: status words and what each test tier is able to prove.
 
-enum class status { real_guest, protocol_double, simulated_runtime, unit_only, not_yet, not_applicable };
+enum class status {
+    real_guest,
+    protocol_double,
+    simulated_runtime,
+    simulated_framework,
+    unit_only,
+    not_yet,
+    not_applicable
+};
 
 struct status_word {
     std::string_view text;
     status value;
 };
 
-constexpr std::array<status_word, 6> status_words{{
+constexpr std::array<status_word, 7> status_words{{
     {"real guest", status::real_guest},
     {"protocol double", status::protocol_double},
     {"simulated runtime", status::simulated_runtime},
+    {"simulated framework", status::simulated_framework},
     {"unit only", status::unit_only},
     {"not yet", status::not_yet},
     {"n/a", status::not_applicable},
@@ -80,14 +89,18 @@ std::string known_status_words() {
 }
 
 // A unit test runs sans-I/O code only; a component test runs real processes on this machine but
-// no hypervisor (so at best a simulated VM or a stand-in speaking the VMM's protocol); only an
-// integration test boots a real guest.
+// no hypervisor (so at best a simulated VM, a stand-in speaking the VMM's protocol, or the
+// driver against a simulation of a framework that cannot run here); only an integration test boots
+// a real guest.
 const std::map<std::string, std::set<status>, std::less<>>& tier_powers() {
     static const std::map<std::string, std::set<status>, std::less<>> powers{
         {"unit", {status::unit_only}},
-        {"component", {status::unit_only, status::simulated_runtime, status::protocol_double}},
+        {"component",
+         {status::unit_only, status::simulated_runtime, status::simulated_framework,
+          status::protocol_double}},
         {"integration",
-         {status::unit_only, status::simulated_runtime, status::protocol_double, status::real_guest}},
+         {status::unit_only, status::simulated_runtime, status::simulated_framework, status::protocol_double,
+          status::real_guest}},
     };
     return powers;
 }

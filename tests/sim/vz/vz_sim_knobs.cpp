@@ -118,6 +118,7 @@ void install() {
         detail::install_sharing();
         detail::install_devices();
         detail::install_configuration();
+        detail::install_runtime();  // VZVirtualMachine and its runtime devices (vz_sim_machine.hpp)
     });
 }
 

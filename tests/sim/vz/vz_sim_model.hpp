@@ -198,5 +198,7 @@ void install_console();
 void install_sharing();
 void install_devices();
 void install_configuration();
+/// The runtime side: VZVirtualMachine, its runtime devices and the guest (vz_sim_machine.cpp).
+void install_runtime();
 
 }  // namespace vmrt::objc::sim::vz::detail

@@ -827,12 +827,13 @@ BOOST_AUTO_TEST_CASE(older_ch_error_bodies_and_status_classes) {
         // vmm.shutdown: the process may exit before replying (§10.4): success.
         asio::co_spawn(
             ex,
-            [&peer]() -> asio::awaitable<void> {
+            // An init-capture: clang 14 cannot capture a structured binding (P1091 came in clang 16).
+            [&server = peer]() -> asio::awaitable<void> {
                 try {
-                    co_await peer.read_request();
+                    co_await server.read_request();
                 } catch (const std::exception&) {
                 }
-                peer.close();
+                server.close();
             },
             asio::detached);
         co_await api.vmm_shutdown();

@@ -157,7 +157,7 @@ void run_until_idle(asio::io_context& ctx, std::chrono::milliseconds limit) {
 }
 
 // A hub subscriber that only counts its wake-ups (all on the test's thread).
-struct counting_subscriber : vmrt::io::detail::inotify_subscriber {
+struct counting_subscriber final : vmrt::io::detail::inotify_subscriber {
     int wakeups = 0;
     void on_inotify_wakeup() override { ++wakeups; }
 };

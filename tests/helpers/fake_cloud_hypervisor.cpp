@@ -386,7 +386,6 @@ std::string with_passed_fds(const std::string& body, const std::vector<int>& fds
 asio::awaitable<void> serve_connection(stream_protocol::socket s) {
     std::string buf;
     std::vector<int> fds;
-    boost::system::error_code ec;
     for (;;) {
         std::size_t head_end;
         bool open = true;

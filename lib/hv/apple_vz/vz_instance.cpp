@@ -302,30 +302,32 @@ asio::awaitable<void> vz_instance::create(objc::strong configuration) {
 }
 
 asio::awaitable<void> vz_instance::start() {
-    auto start_vm = [](id vm, id block) {
+    std::string what = "start the VM (-[VZVirtualMachine startWithCompletionHandler:])";
+    completion_send start_vm = [](id vm, id block) {
         if (!send<BOOL>(vm, sel<"canStart">())) throw refused("start the VM", vm);
         send<void, id>(vm, sel<"startWithCompletionHandler:">(), block);
     };
-    co_await complete_on_queue("start the VM (-[VZVirtualMachine startWithCompletionHandler:])", start_vm,
-                               make_error_code(errc::vmm_start_failed));
+    co_await complete_on_queue(std::move(what), std::move(start_vm), make_error_code(errc::vmm_start_failed));
     if (control_) control_->start();
 }
 
 asio::awaitable<void> vz_instance::restore(std::filesystem::path save_file) {
-    auto restore_vm = [file = save_file](id vm, id block) {
+    std::string what = "restore the VM from " + save_file.string() +
+                       " (-[VZVirtualMachine restoreMachineStateFromURL:completionHandler:])";
+    completion_send restore_vm = [file = save_file](id vm, id block) {
         objc::strong url = objc::ns_file_url(file);
         send<void, id, id>(vm, sel<"restoreMachineStateFromURL:completionHandler:">(), url.get(), block);
     };
-    co_await complete_on_queue("restore the VM from " + save_file.string() +
-                                   " (-[VZVirtualMachine restoreMachineStateFromURL:completionHandler:])",
-                               restore_vm, make_error_code(errc::vmm_start_failed));
+    co_await complete_on_queue(std::move(what), std::move(restore_vm),
+                               make_error_code(errc::vmm_start_failed));
     // A restored VM is Paused (VZVirtualMachine.h); the guest goes on where it was saved.
-    auto resume_vm = [](id vm, id block) {
+    std::string resuming = "resume the restored VM (-[VZVirtualMachine resumeWithCompletionHandler:])";
+    completion_send resume_vm = [](id vm, id block) {
         if (!send<BOOL>(vm, sel<"canResume">())) throw refused("resume the restored VM", vm);
         send<void, id>(vm, sel<"resumeWithCompletionHandler:">(), block);
     };
-    co_await complete_on_queue("resume the restored VM (-[VZVirtualMachine resumeWithCompletionHandler:])",
-                               resume_vm, make_error_code(errc::vmm_start_failed));
+    co_await complete_on_queue(std::move(resuming), std::move(resume_vm),
+                               make_error_code(errc::vmm_start_failed));
     if (control_) control_->start();
 }
 
@@ -472,19 +474,21 @@ void vz_instance::terminate() { stop_now(SIGTERM); }
 void vz_instance::kill() { stop_now(SIGKILL); }
 
 asio::awaitable<void> vz_instance::pause() {
-    auto pause_vm = [](id vm, id block) {
+    std::string what = "pause the VM (-[VZVirtualMachine pauseWithCompletionHandler:])";
+    completion_send pause_vm = [](id vm, id block) {
         if (!send<BOOL>(vm, sel<"canPause">())) throw refused("pause the VM", vm);
         send<void, id>(vm, sel<"pauseWithCompletionHandler:">(), block);
     };
-    co_await complete_on_queue("pause the VM (-[VZVirtualMachine pauseWithCompletionHandler:])", pause_vm);
+    co_await complete_on_queue(std::move(what), std::move(pause_vm));
 }
 
 asio::awaitable<void> vz_instance::resume() {
-    auto resume_vm = [](id vm, id block) {
+    std::string what = "resume the VM (-[VZVirtualMachine resumeWithCompletionHandler:])";
+    completion_send resume_vm = [](id vm, id block) {
         if (!send<BOOL>(vm, sel<"canResume">())) throw refused("resume the VM", vm);
         send<void, id>(vm, sel<"resumeWithCompletionHandler:">(), block);
     };
-    co_await complete_on_queue("resume the VM (-[VZVirtualMachine resumeWithCompletionHandler:])", resume_vm);
+    co_await complete_on_queue(std::move(what), std::move(resume_vm));
 }
 
 asio::awaitable<std::uint64_t> vz_instance::set_balloon_target(std::uint64_t bytes) {
@@ -518,13 +522,13 @@ asio::awaitable<void> vz_instance::save_snapshot(const std::filesystem::path& di
     // and leaves it paused, as vm_instance::save_snapshot promises.
     if (co_await current_state() == machine_state::running) co_await pause();
     const auto file = dir / save_file_name;
-    auto save_vm = [file](id vm, id block) {
+    std::string what =
+        "save the VM to " + file.string() + " (-[VZVirtualMachine saveMachineStateToURL:completionHandler:])";
+    completion_send save_vm = [file](id vm, id block) {
         objc::strong url = objc::ns_file_url(file);
         send<void, id, id>(vm, sel<"saveMachineStateToURL:completionHandler:">(), url.get(), block);
     };
-    co_await complete_on_queue("save the VM to " + file.string() +
-                                   " (-[VZVirtualMachine saveMachineStateToURL:completionHandler:])",
-                               save_vm);
+    co_await complete_on_queue(std::move(what), std::move(save_vm));
     // A fresh identity is part of the machine: the restore must build the same one.
     if (!identity_.fresh_machine_identifier.empty())
         io::write_file_atomically(dir / machine_identifier_file_name,
@@ -564,7 +568,8 @@ asio::awaitable<asio::local::stream_protocol::socket> vz_instance::vsock_connect
     });
     io::unique_fd fd = co_await done.wait();
     limit.cancel();
-    asio::local::stream_protocol::socket s(co_await asio::this_coro::executor);
+    auto ex = co_await asio::this_coro::executor;
+    asio::local::stream_protocol::socket s(ex);
     s.assign(asio::local::stream_protocol(), fd.release());
     co_return s;
 }

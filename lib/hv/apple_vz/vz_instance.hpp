@@ -102,7 +102,8 @@ private:
     using completion_send = std::function<void(objc::id vm, objc::id block)>;
     /// Sends a message with a `void (^)(NSError *)` completion handler on the queue
     /// (`send(vm, block)`, which may throw to refuse) and waits for the handler. An NSError becomes
-    /// objc::to_error(`what`), with `code` in place of its own when given.
+    /// objc::to_error(`what`), with `code` in place of its own when given. Callers pass named locals
+    /// (GCC 12 destroys owning temporaries inside a co_await expression twice).
     boost::asio::awaitable<void> complete_on_queue(std::string what, completion_send send,
                                                    std::optional<error_code> code = std::nullopt);
     /// -stopWithCompletionHandler: from a synchronous call (terminate, kill): the end arrives as an event.

@@ -66,7 +66,6 @@ using state = virtiofsd_sidecar::state;
                 {.message = std::move(message), .vmm_stderr_tail = std::move(log_tail)});
 }
 
-
 // ---- which daemon is it ----
 
 // `binary --help`, run without a shell, its output read for at most `limit`; "" if it fails.

@@ -4,7 +4,10 @@
 // Both download the compressed layers and verify them; neither unpacks. Prints the medians and
 // the ratio skopeo / vmrt (goal of issue 7: >= 1.5).
 //
-//   build/bench/oci_pull [--mib 100] [--layers 4] [--runs 3] [--parallel 3]
+//   build/bench/oci_pull [--mib 100] [--layers 4] [--runs 3] [--parallel 3] [--vmrt-only 1]
+//
+// --vmrt-only 1 runs vmrt's pulls alone (no skopeo, no curl, no ratio): for profiling it with
+// `perf record`.
 #include "support/oci_layout.hpp"
 #include "support/registry_env.hpp"
 #include "support/test_support.hpp"
@@ -48,6 +51,7 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
     std::uint64_t mib = 100;
     unsigned layers = 4, runs = 3, parallel = 3;
+    bool vmrt_only = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string flag = argv[i];
         unsigned long value = std::strtoul(argv[i + 1], nullptr, 10);
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
         if (flag == "--layers") layers = static_cast<unsigned>(value);
         if (flag == "--runs") runs = static_cast<unsigned>(value);
         if (flag == "--parallel") parallel = static_cast<unsigned>(value);
+        if (flag == "--vmrt-only") vmrt_only = value != 0;
     }
     try {
         vmrt::test::registry_server reg;
@@ -89,6 +94,7 @@ int main(int argc, char** argv) {
                     throw std::runtime_error("vmrt did not download every blob");
             }
             fs::remove_all(store_dir);
+            if (vmrt_only) continue;
 
             const fs::path out = work.path() / ("skopeo-" + std::to_string(r));
             const double child0 = cpu_seconds(RUSAGE_CHILDREN);
@@ -119,6 +125,7 @@ int main(int argc, char** argv) {
         const double mb = static_cast<double>(img.total_layer_bytes()) / (1 << 20);
         std::printf("%-44s %8.3f s  %7.1f MiB/s  cpu %.3f s\n", "vmrt pull_image (store, verified)", v,
                     mb / v, median(vmrt_cpu));
+        if (vmrt_only) return 0;
         std::printf("%-44s %8.3f s  %7.1f MiB/s  cpu %.3f s\n", "skopeo copy docker:// dir:", s, mb / s,
                     median(skopeo_cpu));
         const double c = median(curl_s);

@@ -9,7 +9,9 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 
 namespace vmrt::io {
 
@@ -25,9 +27,20 @@ struct http_response::impl {
     unsigned redirects = 0;
     std::uint64_t body_read = 0;
     bool done = false;
+    /// The Content-Length body bytes still to come once the parser has handed the body over to
+    /// direct reads (see http_response.cpp), or nothing while the parser reads it.
+    std::optional<std::uint64_t> direct_remaining;
+    /// When the idle deadline was last pushed back (it is not re-armed on every TLS record).
+    std::chrono::steady_clock::time_point idle_armed{};
 
     /// The body is complete: give the connection back for reuse if the server keeps it open.
     void finish();
+    /// True when the rest of the body can be read straight from the TLS stream into the caller's
+    /// buffer: a Content-Length body whose header the parser has read and whose buffered bytes it
+    /// has consumed. The parser then has nothing left to do but count, which this does instead.
+    bool direct_read_possible();
+    /// Makes sure at least body_idle is left before the connection's deadline.
+    void keep_idle_deadline();
 };
 
 }  // namespace vmrt::io

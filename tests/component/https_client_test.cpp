@@ -261,6 +261,40 @@ BOOST_AUTO_TEST_CASE(stalled_servers_hit_the_timeouts) {
     });
 }
 
+// body_idle bounds the silence between body bytes, not the whole body: a body that takes 5 idle
+// periods to arrive, a little at a time, is read to the end (the deadline is pushed back lazily,
+// not per TLS record, so this checks that it is pushed back at all).
+BOOST_AUTO_TEST_CASE(a_slow_steady_body_outlasts_the_idle_timeout) {
+    asio::io_context ctx;
+    vmrt::test::temp_dir dir;
+    auto pki = vmrt::test::make_test_pki(dir / "pki");
+    std::string body(200 * 1024, '\0');
+    for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 7 + i / 1024);
+    vmrt::test::faulty_tls_server slow({.identity = pki.valid,
+                                        .body = body,
+                                        .throttle_responses = 1,
+                                        .throttle_chunk = 10 * 1024,
+                                        .throttle_interval = 100ms});
+    run_coro(ctx, [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        vmrt::io::https_client_options options;
+        options.tls.ca_file = pki.ca_cert;
+        options.timeouts.body_idle = 400ms;
+        https_client client(ex, options);
+        const auto start = std::chrono::steady_clock::now();
+        auto resp =
+            co_await client.async_send(get("https://127.0.0.1:" + std::to_string(slow.port()) + "/x"));
+        BOOST_TEST_REQUIRE(resp.status() == 200u);
+        std::string got;
+        std::vector<char> chunk(64 * 1024);  // larger than what arrives at a time
+        while (std::size_t n = co_await resp.async_read_some(asio::buffer(chunk)))
+            got.append(chunk.data(), n);
+        BOOST_TEST((got == body));
+        BOOST_TEST(resp.body_done());
+        BOOST_TEST((std::chrono::steady_clock::now() - start > 1500ms));  // it really was slow
+    });
+}
+
 BOOST_AUTO_TEST_CASE(an_unreadable_ca_file_is_reported_at_construction) {
     asio::io_context ctx;
     vmrt::io::https_client_options options;

@@ -250,7 +250,8 @@ void vm_manager::start_vm(vm_spec spec, std::filesystem::path restore_dir,
         actor->strand(),
         [](std::shared_ptr<detail::vm_actor> a) -> asio::awaitable<std::pair<error_code, vm_info>> {
             try {
-                co_return std::pair{error_code{}, co_await a->start()};
+                vm_info started = co_await a->start();  // named: see on_actor (vm_manager_ops.hpp)
+                co_return std::pair{error_code{}, std::move(started)};
             } catch (const error& e) {
                 auto info = a->snapshot();
                 info.diag = e.diag();

@@ -24,7 +24,10 @@ asio::awaitable<std::pair<error_code, T>> immediate(error_code ec, T value) {
 // VM's state outlives the operation even if the VM is removed meanwhile.
 template <typename T, typename Op>
 asio::awaitable<std::pair<error_code, T>> on_actor(std::shared_ptr<detail::vm_actor> actor, Op op) {
-    co_return std::pair{error_code{}, co_await op(*actor)};
+    // A named local, not `std::pair{..., co_await ...}`: GCC 12 mishandles temporaries of a braced
+    // initialiser that suspends (they can be destroyed twice).
+    T value = co_await op(*actor);
+    co_return std::pair<error_code, T>(error_code{}, std::move(value));
 }
 
 // The common shape of the per-VM operations: not_found for an unknown name, else the operation

@@ -1,5 +1,7 @@
 // The small, self-contained pieces of vm_spec.hpp: MAC addresses, name/tag syntax, enum
 // spellings. JSON lives in vm_spec_json.cpp and the cross-field rules in vm_spec_validate.cpp.
+#include "hex_text.hpp"
+
 #include <vmrt/vm_spec.hpp>
 
 #include <boost/throw_exception.hpp>
@@ -12,15 +14,6 @@
 
 namespace vmrt {
 namespace {
-
-constexpr std::string_view hex_digits = "0123456789abcdef";
-
-int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 // Locale-independent on purpose: names end up in file names and command lines, where only the
 // ASCII meaning of "alphanumeric" is safe.
@@ -48,12 +41,12 @@ std::array<unsigned char, 32> sha256(std::string_view data) {
 }  // namespace
 
 std::string mac_address::to_string() const {
+    const std::string digits = detail::hex_string(octets);
     std::string out;
     out.reserve(17);
     for (std::size_t i = 0; i < octets.size(); ++i) {
         if (i != 0) out += ':';
-        out += hex_digits[octets[i] >> 4];
-        out += hex_digits[octets[i] & 0x0f];
+        out.append(digits, 2 * i, 2);
     }
     return out;
 }
@@ -66,8 +59,8 @@ std::optional<mac_address> mac_address::parse(std::string_view text) {
     for (std::size_t i = 0; i < 6; ++i) {
         const std::size_t at = i * 3;
         if (i != 0 && text[at - 1] != ':') return std::nullopt;
-        const int high = hex_value(text[at]);
-        const int low = hex_value(text[at + 1]);
+        const int high = detail::hex_digit_value(text[at]);
+        const int low = detail::hex_digit_value(text[at + 1]);
         if (high < 0 || low < 0) return std::nullopt;
         mac.octets[i] = static_cast<std::uint8_t>(high * 16 + low);
     }

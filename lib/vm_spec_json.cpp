@@ -46,6 +46,7 @@
 //
 // spec_to_json writes every field that is set, defaults included, indented by two spaces, so
 // that parse_spec_json(spec_to_json(s)) == s for every spec that JSON can express.
+#include "hex_text.hpp"
 #include "strict_json.hpp"
 
 #include <vmrt/vm_spec.hpp>
@@ -209,26 +210,13 @@ mac_address read_mac(const field& f) {
     return *mac;
 }
 
-int hex_digit_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 std::vector<std::uint8_t> read_hex_bytes(const field& f) {
     constexpr std::string_view expected = "a string of hex digits, two per byte (\"0123abcd\")";
     const auto* s = f.value.if_string();
-    if (!s || s->size() % 2 != 0) fail_expected(f.path, expected, f.value);
-    std::vector<std::uint8_t> bytes;
-    bytes.reserve(s->size() / 2);
-    for (std::size_t i = 0; i < s->size(); i += 2) {
-        const int high = hex_digit_value((*s)[i]);
-        const int low = hex_digit_value((*s)[i + 1]);
-        if (high < 0 || low < 0) fail_expected(f.path, expected, f.value);
-        bytes.push_back(static_cast<std::uint8_t>(high * 16 + low));
-    }
-    return bytes;
+    if (!s) fail_expected(f.path, expected, f.value);
+    auto bytes = detail::parse_hex_bytes(std::string_view(s->data(), s->size()));
+    if (!bytes) fail_expected(f.path, expected, f.value);
+    return std::move(*bytes);
 }
 
 // ---------------------------------------------------------------------------------------------

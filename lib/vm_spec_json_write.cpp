@@ -1,5 +1,7 @@
 // Writing a vm_spec as JSON: the inverse of parse_spec_json (vm_spec_json.cpp), indented for
 // people to read. Every set field is written, defaults included.
+#include "hex_text.hpp"
+
 #include <vmrt/vm_spec.hpp>
 
 #include <boost/json.hpp>
@@ -34,16 +36,6 @@ json::object nic_to_json(const nic_spec& nic) {
     else
         out["fd"] = nic.fd;
     if (nic.mac) out["mac"] = json::string_view(nic.mac->to_string());
-    return out;
-}
-
-std::string hex_string(const std::vector<std::uint8_t>& bytes) {
-    constexpr std::string_view digits = "0123456789abcdef";
-    std::string out;
-    for (auto b : bytes) {
-        out += digits[b >> 4];
-        out += digits[b & 0x0f];
-    }
     return out;
 }
 
@@ -96,7 +88,7 @@ json::object spec_to_object(const vm_spec& spec) {
     }
     if (!spec.serial_log.empty()) o["serial_log"] = path_value(spec.serial_log);
     if (spec.netns) o["netns"] = json::string_view(*spec.netns);
-    if (spec.machine_id) o["machine_id"] = json::string_view(hex_string(*spec.machine_id));
+    if (spec.machine_id) o["machine_id"] = json::string_view(detail::hex_string(*spec.machine_id));
     o["rosetta"] = spec.rosetta;
     o["control_channel"] = spec.control_channel;
     return o;

@@ -1,5 +1,6 @@
 #include "hv/apple_vz/vz_driver.hpp"
 
+#include "hex_text.hpp"
 #include "hv/apple_vz/objc/message.hpp"
 #include "hv/apple_vz/vz_configuration.hpp"
 #include "hv/apple_vz/vz_control.hpp"
@@ -15,33 +16,12 @@ namespace {
 namespace asio = boost::asio;
 using namespace vz;
 
-std::string hex(const std::vector<std::uint8_t>& bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (auto b : bytes) {
-        out += digits[b >> 4];
-        out += digits[b & 0xf];
-    }
-    return out;
-}
-
 // The identifier a snapshot recorded beside its save file (vz_instance::save_snapshot), if any.
 std::optional<std::vector<std::uint8_t>> saved_machine_identifier(const std::filesystem::path& dir) {
     std::ifstream in(dir / machine_identifier_file_name);
     std::string text;
-    if (!(in >> text) || text.empty() || text.size() % 2 != 0) return std::nullopt;
-    std::vector<std::uint8_t> bytes;
-    for (std::size_t i = 0; i < text.size(); i += 2) {
-        auto digit = [](char c) -> int {
-            if (c >= '0' && c <= '9') return c - '0';
-            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-            return -1;
-        };
-        int hi = digit(text[i]), lo = digit(text[i + 1]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        bytes.push_back(static_cast<std::uint8_t>(hi << 4 | lo));
-    }
-    return bytes;
+    if (!(in >> text) || text.empty()) return std::nullopt;
+    return detail::parse_hex_bytes(text);
 }
 
 class apple_vz_driver final : public driver {
@@ -117,7 +97,7 @@ private:
             if (ctx.note)
                 ctx.note("machine identifier made for this boot (pin it with \"machine_id\" for a stable "
                          "identity): " +
-                         hex(config.machine_identifier));
+                         detail::hex_string(config.machine_identifier));
         }
         co_await instance.create(std::move(config.configuration));
         if (restoring) {

@@ -1,5 +1,6 @@
 // The operations of a running VZ instance: pause and resume, the balloon, saving its state, and
 // vsock connections both ways. Its lifecycle (create, start, stop) is in vz_instance.cpp.
+#include "hex_text.hpp"
 #include "hv/apple_vz/objc/block.hpp"
 #include "hv/apple_vz/objc/foundation.hpp"
 #include "hv/apple_vz/objc/ns_error.hpp"
@@ -29,16 +30,6 @@ using objc::send;
 namespace {
 
 constexpr std::uint64_t mib = 1ull << 20;
-
-std::string hex(const std::vector<std::uint8_t>& bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (auto b : bytes) {
-        out += digits[b >> 4];
-        out += digits[b & 0xf];
-    }
-    return out;
-}
 
 // What keeps a socket listener registered: its removal, on the queue, when the last owner goes.
 struct listener_registration {
@@ -126,7 +117,7 @@ asio::awaitable<void> vz_instance::save_snapshot(const std::filesystem::path& di
     // A fresh identity is part of the machine: the restore must build the same one.
     if (!identity_.fresh_machine_identifier.empty())
         io::write_file_atomically(dir / machine_identifier_file_name,
-                                  hex(identity_.fresh_machine_identifier) + "\n");
+                                  detail::hex_string(identity_.fresh_machine_identifier) + "\n");
 }
 
 asio::awaitable<asio::local::stream_protocol::socket> vz_instance::vsock_connect(std::uint32_t port) {

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -112,5 +113,27 @@ void serve_echo(machine_core& c, io::unique_fd guest_end);
 
 /// The guest connects to host port `port` through `device` (on the VM's queue).
 boost::system::result<guest_connection> guest_connects(machine_core& core, id device, std::uint32_t port);
+
+// Process-wide records of the simulation; never destroyed (objects may be released during static
+// destruction).
+struct records {
+    std::mutex mutex;
+    std::vector<queue_violation> violations;
+    std::vector<std::string> misuses;
+    std::vector<std::weak_ptr<machine_core>> machines;
+    guest_behaviour behaviour;
+};
+records& rec();
+
+/// The first line of a simulated save file.
+inline constexpr const char* save_magic = "vmrt simulated VZ machine state 1";
+
+void set_state(machine_core& c, machine_state s);
+/// The VM's delegate hears -guestDidStopVirtualMachine: / -virtualMachine:didStopWithError:.
+void tell_delegate_guest_stopped(machine_core& c);
+void tell_delegate_error(machine_core& c, id error);
+
+/// False inside a scoped_unsupported: VZVirtualMachine.isSupported answers NO.
+extern std::atomic<bool> virtualization_supported;
 
 }  // namespace vmrt::objc::sim::vz::detail

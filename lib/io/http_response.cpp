@@ -132,9 +132,12 @@ asio::awaitable<std::size_t> read_direct(http_response::impl& p, asio::mutable_b
     p.body_read += n;
     *p.direct_remaining -= n;
     if (*p.direct_remaining == 0) {
+        if (ec) p.conn.reset();  // the body is whole, but the connection is not fit for reuse
         p.finish();
-    } else if (ec) {
-        fail_body(p, ec, p.direct_remaining);
+    } else if (ec || n == 0) {
+        // A read that returns nothing without an error would look like the body's end to the
+        // caller: it is a premature end.
+        fail_body(p, ec ? ec : error_code(asio::error::eof), p.direct_remaining);
     }
     co_return n;
 }
